@@ -1,0 +1,133 @@
+//! The engine's configuration: keys and claims checks, default room grants,
+//! and limits. Every field has a documented default; deserialises from
+//! camelCase JSON (the npm package passes its options through as they are).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::RoomAction;
+use crate::rate::RateLimit;
+
+pub use jsonwebtoken::Algorithm;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Config {
+    /// Prefix of presence ids (`"<appId>:<connectionId>"`). Default `"rollcall"`.
+    pub app_id: String,
+    /// Token verification. Default: no keys (only host-asserted identities).
+    pub auth: AuthConfig,
+    /// Room grants for tokens and identities that carry no `rooms` claim.
+    /// Default: every action on every room (`{"**": ["subscribe","publish","presence"]}`).
+    pub default_room_grants: BTreeMap<String, Vec<RoomAction>>,
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            app_id: "rollcall".into(),
+            auth: AuthConfig::default(),
+            default_room_grants: BTreeMap::from([(
+                "**".to_string(),
+                vec![RoomAction::Subscribe, RoomAction::Publish, RoomAction::Presence],
+            )]),
+            limits: Limits::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AuthConfig {
+    /// Verification keys. A token's `alg` must equal its key's `algorithm`;
+    /// with a `kid` in the token header only the key with that kid is tried.
+    pub keys: Vec<JwtKey>,
+    /// Clock-skew allowance for `exp` and `nbf`, in ms. Default 30 000.
+    pub leeway_ms: u64,
+    /// Refuse tokens without `exp`. Default true.
+    pub require_exp: bool,
+    /// Accepted issuers (`iss`); empty accepts any. Default empty.
+    pub issuers: Vec<String>,
+    /// Accepted audiences (`aud`); empty skips the check. Default empty.
+    pub audiences: Vec<String>,
+    /// How long a connection opened without credentials may take to send
+    /// `auth`, in ms. Default 10 000.
+    pub auth_timeout_ms: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            keys: Vec::new(),
+            leeway_ms: 30_000,
+            require_exp: true,
+            issuers: Vec::new(),
+            audiences: Vec::new(),
+            auth_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// One verification key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JwtKey {
+    /// Matched against the token header's `kid`. Optional.
+    #[serde(default)]
+    pub kid: Option<String>,
+    /// The only algorithm this key accepts.
+    pub algorithm: Algorithm,
+    /// HMAC secret (HS256/384/512), as UTF-8 text.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Public key in PEM (RS*, PS*, ES*, EdDSA).
+    #[serde(default)]
+    pub pem: Option<String>,
+}
+
+/// Limits on what one client may do. Every one is enforced with an error
+/// frame (see [`crate::ErrorCode`]); repeated violations close the connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Limits {
+    /// Largest frame accepted, in bytes. Default 65 536.
+    pub max_frame_bytes: usize,
+    /// Deepest nesting of arrays and objects in a frame. Default 32.
+    pub max_json_depth: usize,
+    /// Longest room or event name, in bytes. Default 256.
+    pub max_name_bytes: usize,
+    /// Rooms one connection may have joined at once. Default 100.
+    pub max_rooms_per_connection: usize,
+    /// Subscriptions (presence and event) one connection may hold. Default 500.
+    pub max_subscriptions_per_connection: usize,
+    /// Members of one room's presence set. Default 10 000.
+    pub max_members_per_room: usize,
+    /// Size of one member's presence data (JSON text), in bytes. Default 4 096.
+    pub max_presence_data_bytes: usize,
+    /// Frames a connection may send: burst 100, then 50 per second.
+    pub rate: RateLimit,
+    /// Violations (bad frames, refused operations) a connection may commit
+    /// before it is closed with 4008: burst 20, forgiven 1 per second.
+    pub violations: RateLimit,
+    /// Compiled patterns kept in the cache. Default 4 096.
+    pub pattern_cache_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame_bytes: 64 * 1024,
+            max_json_depth: 32,
+            max_name_bytes: 256,
+            max_rooms_per_connection: 100,
+            max_subscriptions_per_connection: 500,
+            max_members_per_room: 10_000,
+            max_presence_data_bytes: 4096,
+            rate: RateLimit { burst: 100, per_second: 50 },
+            violations: RateLimit { burst: 20, per_second: 1 },
+            pattern_cache_size: 4096,
+        }
+    }
+}

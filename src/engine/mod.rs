@@ -1,0 +1,729 @@
+//! The engine: a state machine fed with host events and the time, answering
+//! with [`Output`]s. See the crate docs for the run loop.
+
+mod connection;
+pub mod output;
+mod room;
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::auth::grants::GrantCache;
+use crate::auth::jwt::Verifier;
+use crate::auth::{AuthError, Identity, RoomAction, RoomGrants};
+use crate::config::Config;
+use crate::error::{CloseCode, ConfigError, Error, ErrorCode};
+use crate::pattern::PatternCache;
+use crate::protocol::reply::{self, AckBody, ClientFrame, MemberFrame, PresenceEvent};
+use crate::protocol::request::{self, EventMask, PresenceKind, Request, View};
+use crate::time::{iso8601, Millis};
+
+use connection::{AuthState, Connection, JoinedRoom};
+use room::{Member, PresenceSub, Room, Upsert};
+
+pub use output::{Close, ConnectionId, HostEvent, Output, Transmit};
+
+/// How a connection proves who it is when it opens.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// Nothing yet: the client must send an `auth` frame within
+    /// `auth.auth_timeout_ms`.
+    None,
+    /// A JWT, verified by the engine.
+    Token(String),
+    /// An identity the host has verified itself (an API key check, a session).
+    Identity(Identity),
+}
+
+/// A member of a presence set, for the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberInfo {
+    pub connection: ConnectionId,
+    pub id: String,
+    pub client_id: String,
+    /// The member's data as JSON text.
+    pub data: Option<String>,
+}
+
+/// A clientId with its present connections (first device in, last out).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientInfo {
+    pub client_id: String,
+    pub connections: Vec<ConnectionId>,
+}
+
+/// Sizes of a room, each O(1) to read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomCounts {
+    /// Connections that have joined the room.
+    pub connections: usize,
+    /// Members of its presence set (one per connection).
+    pub members: usize,
+    /// Distinct clientIds in its presence set.
+    pub clients: usize,
+}
+
+/// A refused request: the code and the message sent back.
+struct Refusal(ErrorCode, String);
+
+type OpResult = Result<(), Refusal>;
+
+/// The presence engine. See the crate docs.
+#[derive(Debug)]
+pub struct Engine {
+    config: Config,
+    verifier: Verifier,
+    patterns: PatternCache,
+    grants: GrantCache,
+    default_grants: Arc<RoomGrants>,
+    connections: HashMap<ConnectionId, Connection>,
+    rooms: HashMap<String, Room>,
+    deadlines: BTreeSet<(Millis, ConnectionId)>,
+    outputs: VecDeque<Output>,
+}
+
+impl Engine {
+    /// Builds an engine; fails if a key or a default grant cannot be used.
+    pub fn new(config: Config) -> Result<Engine, Error> {
+        let limits = &config.limits;
+        for (name, value) in [
+            ("maxFrameBytes", limits.max_frame_bytes),
+            ("maxJsonDepth", limits.max_json_depth),
+            ("maxNameBytes", limits.max_name_bytes),
+            ("patternCacheSize", limits.pattern_cache_size),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Limit(name).into());
+            }
+        }
+        let verifier = Verifier::new(&config.auth)?;
+        let mut patterns = PatternCache::new(limits.max_name_bytes, limits.pattern_cache_size);
+        let mut grants = GrantCache::new(limits.pattern_cache_size);
+        let default_grants =
+            grants.get(&config.default_room_grants, &mut patterns).map_err(ConfigError::Pattern)?;
+        Ok(Engine {
+            config,
+            verifier,
+            patterns,
+            grants,
+            default_grants,
+            connections: HashMap::new(),
+            rooms: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            outputs: VecDeque::new(),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    // ---- inputs -------------------------------------------------------
+
+    /// A socket opened. With a token, the engine verifies it and either
+    /// welcomes the connection or closes it with 4001. An asserted identity
+    /// whose grants are invalid is the host's error and returns `Err`.
+    pub fn handle_open(&mut self, conn: ConnectionId, credentials: Credentials, now: Millis) -> Result<(), Error> {
+        if self.connections.contains_key(&conn) {
+            return Err(Error::DuplicateConnection(conn.0));
+        }
+        let identity = match credentials {
+            Credentials::Identity(identity) => {
+                let grants = self.grants_for(&identity).map_err(Error::Identity)?;
+                Some(Ok((identity, grants)))
+            }
+            Credentials::Token(token) => Some(self.verify(&token, now)),
+            Credentials::None => None,
+        };
+        let presence_id: Arc<str> = format!("{}:{}", self.config.app_id, conn.0).into();
+        self.connections.insert(conn, Connection::new(presence_id, &self.config.limits, now));
+        match identity {
+            None => self.set_deadline(conn, Some(now.saturating_add(self.config.auth.auth_timeout_ms))),
+            Some(Ok((identity, grants))) => self.become_ready(conn, identity, grants),
+            Some(Err(error)) => self.refuse(conn, error, now),
+        }
+        Ok(())
+    }
+
+    /// A frame arrived (text or binary; it must be UTF-8 JSON). Frames for
+    /// unknown connections (e.g. one the engine just closed) are ignored.
+    pub fn handle_frame(&mut self, conn: ConnectionId, bytes: &[u8], now: Millis) {
+        let limits = &self.config.limits;
+        let Some(c) = self.connections.get_mut(&conn) else { return };
+        if !c.rate.try_take(limits.rate, now) {
+            let message = format!("more than {} frames per second", limits.rate.per_second);
+            return self.reject(conn, None, ErrorCode::RateLimited, &message, now);
+        }
+        let frame = match request::parse(bytes, limits) {
+            Ok(frame) => frame,
+            Err(r) => return self.reject(conn, r.reference, r.code, &r.message, now),
+        };
+        let pending = matches!(c.auth, AuthState::Pending);
+        if pending && !frame.request.allowed_before_auth() {
+            let message = "send `auth` with a token first";
+            return self.reject(conn, frame.reference, ErrorCode::NotAuthenticated, message, now);
+        }
+        let r = frame.reference;
+        let result = match frame.request {
+            Request::Auth { token } if pending => {
+                self.authenticate(conn, &token, now);
+                Ok(())
+            }
+            Request::Auth { token } => self.refresh(conn, r, &token, now),
+            Request::Ping => {
+                self.ack(conn, r, "ping", AckBody::default());
+                Ok(())
+            }
+            Request::RoomJoin { room } => self.room_join(conn, r, room),
+            Request::RoomLeave { room } => {
+                if self.joined(conn, &room).is_ok() {
+                    self.leave_room(conn, &room, now);
+                }
+                self.ack(conn, r, "room.leave", AckBody::default());
+                Ok(())
+            }
+            Request::PresenceJoin { room, data } => self.presence_set(conn, r, "presence.join", &room, data, now),
+            Request::PresenceUpdate { room, data } => {
+                self.presence_set(conn, r, "presence.update", &room, data, now)
+            }
+            Request::PresenceLeave { room } => self.joined(conn, &room).map(|_| {
+                self.ack(conn, r, "presence.leave", AckBody::default());
+                self.remove_presence(conn, &room, now);
+            }),
+            Request::PresenceGet { room, view } => self.joined(conn, &room).map(|_| {
+                let body = snapshot(&self.rooms[&room], view);
+                let payload = reply::ack(r, "presence.get", body);
+                self.send(vec![conn], payload);
+            }),
+            Request::PresenceSubscribe { room, events, view } => {
+                self.presence_subscribe(conn, r, &room, events, view)
+            }
+            Request::PresenceUnsubscribe { room } => self.unsubscribe(conn, r, "presence.unsubscribe", &room, None),
+            Request::Subscribe { room, event } => self.subscribe(conn, r, &room, event),
+            Request::Unsubscribe { room, event } => self.unsubscribe(conn, r, "unsubscribe", &room, Some(&event)),
+            Request::Publish { room, event, data } => self.publish_from(conn, r, &room, &event, data, now),
+        };
+        if let Err(Refusal(code, message)) = result {
+            self.reject(conn, r, code, &message, now);
+        }
+    }
+
+    /// The socket closed. Leaves every presence set it was in (broadcasting
+    /// `leave`). Unknown connections are ignored, so calling it after the
+    /// engine itself closed a connection is harmless.
+    pub fn handle_close(&mut self, conn: ConnectionId, now: Millis) {
+        self.remove_connection(conn, now);
+    }
+
+    /// Time passed: closes connections whose token expired or that never
+    /// authenticated. Call it at (or after) [`Engine::poll_timeout`].
+    pub fn handle_timeout(&mut self, now: Millis) {
+        while let Some(&(at, conn)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.remove(&(at, conn));
+            let Some(c) = self.connections.get_mut(&conn) else { continue };
+            c.deadline = None;
+            let (code, reason) = match c.auth {
+                AuthState::Pending => (CloseCode::AuthTimeout, "no auth frame in time"),
+                AuthState::Ready { .. } => (CloseCode::TokenExpired, "token expired"),
+            };
+            self.close(conn, code, reason.to_string(), now);
+        }
+    }
+
+    // ---- outputs ------------------------------------------------------
+
+    /// The next instruction, in order. Drain after every input.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// Every pending instruction, in order.
+    pub fn drain_outputs(&mut self) -> impl Iterator<Item = Output> + '_ {
+        self.outputs.drain(..)
+    }
+
+    /// When the engine next needs [`Engine::handle_timeout`], if ever.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        self.deadlines.first().map(|(at, _)| *at)
+    }
+
+    // ---- host queries and actions -------------------------------------
+
+    /// Members of `room`'s presence set, one per connection, by connection id.
+    pub fn members(&self, room: &str) -> Vec<MemberInfo> {
+        let Some(r) = self.rooms.get(room) else { return Vec::new() };
+        r.members
+            .iter()
+            .map(|(conn, m)| MemberInfo {
+                connection: *conn,
+                id: m.id.to_string(),
+                client_id: m.client_id.to_string(),
+                data: m.data.as_ref().map(|d| d.get().to_string()),
+            })
+            .collect()
+    }
+
+    /// The per-clientId view of `room`'s presence set, by clientId.
+    pub fn clients(&self, room: &str) -> Vec<ClientInfo> {
+        let Some(r) = self.rooms.get(room) else { return Vec::new() };
+        r.clients
+            .iter()
+            .map(|(client_id, conns)| ClientInfo {
+                client_id: client_id.to_string(),
+                connections: conns.iter().copied().collect(),
+            })
+            .collect()
+    }
+
+    /// Counts for `room` without building member lists (zeros if unknown).
+    pub fn room_counts(&self, room: &str) -> RoomCounts {
+        self.rooms.get(room).map_or(RoomCounts::default(), |r| RoomCounts {
+            connections: r.joined.len(),
+            members: r.members.len(),
+            clients: r.clients.len(),
+        })
+    }
+
+    /// Live connections (authenticated or not).
+    pub fn connection_count(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// Rooms with at least one connection, sorted.
+    pub fn room_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.rooms.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Publishes `event` into `room` as the server (`from: null`). `data` is
+    /// JSON text. Returns how many connections it was sent to.
+    pub fn publish(&mut self, room: &str, event: &str, data: Option<&str>, now: Millis) -> Result<usize, Error> {
+        let max = self.config.limits.max_name_bytes;
+        request::check_name(room, "room", max).map_err(Error::InvalidName)?;
+        request::check_name(event, "event", max).map_err(Error::InvalidName)?;
+        let data: Option<&RawValue> = match data {
+            Some(text) => Some(serde_json::from_str(text).map_err(|e| Error::InvalidJson(e.to_string()))?),
+            None => None,
+        };
+        let Some(r) = self.rooms.get(room) else { return Ok(0) };
+        let to = r.event_recipients(event);
+        let n = to.len();
+        let payload = reply::message(room, event, &iso8601(now), None, data);
+        self.send(to, payload);
+        Ok(n)
+    }
+
+    // ---- authentication -----------------------------------------------
+
+    fn verify(&mut self, token: &str, now: Millis) -> Result<(Identity, Arc<RoomGrants>), AuthError> {
+        let identity = self.verifier.verify(token, now)?;
+        let grants = self.grants_for(&identity)?;
+        Ok((identity, grants))
+    }
+
+    fn grants_for(&mut self, identity: &Identity) -> Result<Arc<RoomGrants>, AuthError> {
+        if let Some(id) = &identity.client_id {
+            request::check_name(id, "clientId", self.config.limits.max_name_bytes).map_err(AuthError::BadClaims)?;
+        }
+        match &identity.rooms {
+            None => Ok(Arc::clone(&self.default_grants)),
+            Some(claim) => self
+                .grants
+                .get(claim, &mut self.patterns)
+                .map_err(|e| AuthError::BadClaims(e.to_string())),
+        }
+    }
+
+    fn authenticate(&mut self, conn: ConnectionId, token: &str, now: Millis) {
+        match self.verify(token, now) {
+            Ok((identity, grants)) => self.become_ready(conn, identity, grants),
+            Err(error) => self.refuse(conn, error, now),
+        }
+    }
+
+    fn become_ready(&mut self, conn: ConnectionId, identity: Identity, grants: Arc<RoomGrants>) {
+        let Some(c) = self.connections.get_mut(&conn) else { return };
+        c.client_id = identity.client_id.map(Arc::from);
+        c.auth = AuthState::Ready { grants };
+        let payload = reply::welcome(&c.presence_id, c.client_id.as_deref(), identity.expires_at);
+        let client_id = c.client_id.as_ref().map(|s| s.to_string());
+        self.set_deadline(conn, identity.expires_at);
+        self.send(vec![conn], payload);
+        self.event(HostEvent::Authenticated { connection: conn, client_id });
+    }
+
+    fn refuse(&mut self, conn: ConnectionId, error: AuthError, now: Millis) {
+        let reason = error.to_string();
+        self.event(HostEvent::AuthRefused { connection: conn, error });
+        self.close(conn, CloseCode::AuthFailed, reason, now);
+    }
+
+    /// `auth` on an authenticated connection: a refreshed token for the same
+    /// subject. New grants apply at once (rooms no longer allowed are left).
+    fn refresh(&mut self, conn: ConnectionId, r: Option<&RawValue>, token: &str, now: Millis) -> OpResult {
+        let (identity, grants) =
+            self.verify(token, now).map_err(|e| Refusal(ErrorCode::TokenInvalid, format!("token refused: {e}")))?;
+        let c = self.conn(conn)?;
+        if identity.client_id.as_deref() != c.client_id.as_deref() {
+            return Err(Refusal(ErrorCode::SubjectMismatch, "a refreshed token must have the same `sub`".into()));
+        }
+        c.auth = AuthState::Ready { grants: Arc::clone(&grants) };
+        let updates: Vec<(String, crate::auth::Actions)> =
+            c.rooms.keys().map(|room| (room.clone(), grants.actions_for(room))).collect();
+        self.set_deadline(conn, identity.expires_at);
+        let body = AckBody { client_id: identity.client_id.as_deref(), expires_at: identity.expires_at, ..AckBody::default() };
+        self.ack(conn, r, "auth", body);
+        for (room, actions) in updates {
+            if !actions.allows(RoomAction::Subscribe) {
+                self.leave_room(conn, &room, now);
+                continue;
+            }
+            if !actions.allows(RoomAction::Presence) {
+                self.remove_presence(conn, &room, now);
+            }
+            if let Some(j) = self.connections.get_mut(&conn).and_then(|c| c.rooms.get_mut(&room)) {
+                j.actions = actions;
+            }
+        }
+        Ok(())
+    }
+
+    // ---- rooms and presence -------------------------------------------
+
+    fn room_join(&mut self, conn: ConnectionId, r: Option<&RawValue>, room: String) -> OpResult {
+        let max_rooms = self.config.limits.max_rooms_per_connection;
+        let c = self.conn(conn)?;
+        if !c.rooms.contains_key(&room) {
+            let actions = c.grants().map(|g| g.actions_for(&room)).unwrap_or_default();
+            if !actions.allows(RoomAction::Subscribe) {
+                return Err(Refusal(ErrorCode::Forbidden, format!("not allowed to join room {room:?}")));
+            }
+            if c.rooms.len() >= max_rooms {
+                return Err(Refusal(ErrorCode::TooManyRooms, format!("at most {max_rooms} rooms per connection")));
+            }
+            c.rooms.insert(room.clone(), JoinedRoom { actions, subscriptions: 0 });
+            self.rooms.entry(room.clone()).or_default().joined.insert(conn);
+            self.event(HostEvent::RoomJoined { connection: conn, room });
+        }
+        self.ack(conn, r, "room.join", AckBody::default());
+        Ok(())
+    }
+
+    /// Leaves `room`: drops the connection's subscriptions there first (it
+    /// does not need its own leave), then its presence, then the room.
+    fn leave_room(&mut self, conn: ConnectionId, room: &str, now: Millis) {
+        let Some(r) = self.rooms.get_mut(room) else { return };
+        let dropped = r.unsubscribe_all(conn);
+        self.remove_presence(conn, room, now);
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.joined.remove(&conn);
+            if r.is_empty() {
+                self.rooms.remove(room);
+            }
+        }
+        if let Some(c) = self.connections.get_mut(&conn) {
+            c.rooms.remove(room);
+            c.subscriptions = c.subscriptions.saturating_sub(dropped);
+        }
+        self.event(HostEvent::RoomLeft { connection: conn, room: room.to_string() });
+    }
+
+    /// `presence.join` and `presence.update`: both upsert. Joining twice is
+    /// an update; an update before a join joins.
+    fn presence_set(
+        &mut self,
+        conn: ConnectionId,
+        r: Option<&RawValue>,
+        op: &str,
+        room: &str,
+        data: Option<&RawValue>,
+        now: Millis,
+    ) -> OpResult {
+        let limits = &self.config.limits;
+        let joined = self.joined(conn, room)?;
+        if !joined.actions.allows(RoomAction::Presence) {
+            return Err(Refusal(ErrorCode::Forbidden, format!("not allowed to enter the presence set of {room:?}")));
+        }
+        let c = &self.connections[&conn];
+        let Some(client_id) = c.client_id.clone() else {
+            return Err(Refusal(ErrorCode::NoClientId, "presence needs a clientId (`sub`)".into()));
+        };
+        let size = data.map_or(0, |d| d.get().len());
+        if size > limits.max_presence_data_bytes {
+            return Err(Refusal(
+                ErrorCode::PresenceDataTooLarge,
+                format!("presence data of {size} bytes is over the limit of {}", limits.max_presence_data_bytes),
+            ));
+        }
+        let max_members = limits.max_members_per_room;
+        let rm = self.rooms.get_mut(room).ok_or_else(not_joined)?;
+        if !rm.members.contains_key(&conn) && rm.members.len() >= max_members {
+            return Err(Refusal(ErrorCode::RoomFull, format!("room {room:?} holds {max_members} members")));
+        }
+        let member = Member { id: Arc::clone(&c.presence_id), client_id, data: data.map(RawValue::to_owned) };
+        let upsert = rm.upsert(conn, member);
+        self.ack(conn, r, op, AckBody::default());
+        let (kind, client_edge) = match upsert {
+            Upsert::Joined { first_of_client } => (PresenceKind::Join, first_of_client),
+            Upsert::Updated => (PresenceKind::Update, true),
+        };
+        let rm = &self.rooms[room];
+        emit_presence(&mut self.outputs, room, rm, conn, &rm.members[&conn], kind, client_edge, now);
+        Ok(())
+    }
+
+    fn remove_presence(&mut self, conn: ConnectionId, room: &str, now: Millis) {
+        let Some(rm) = self.rooms.get_mut(room) else { return };
+        let Some((member, last_of_client)) = rm.remove(conn) else { return };
+        emit_presence(&mut self.outputs, room, rm, conn, &member, PresenceKind::Leave, last_of_client, now);
+    }
+
+    fn presence_subscribe(
+        &mut self,
+        conn: ConnectionId,
+        r: Option<&RawValue>,
+        room: &str,
+        events: EventMask,
+        view: View,
+    ) -> OpResult {
+        let already = self.rooms.get(room).is_some_and(|rm| rm.presence_subs.contains_key(&conn));
+        self.count_subscription(conn, room, already)?;
+        let rm = self.rooms.get_mut(room).ok_or_else(not_joined)?;
+        rm.presence_subs.insert(conn, PresenceSub { events, view });
+        // The snapshot goes out before any later change: no gap, no duplicate.
+        let payload = reply::ack(r, "presence.subscribe", snapshot(rm, view));
+        self.send(vec![conn], payload);
+        Ok(())
+    }
+
+    fn subscribe(&mut self, conn: ConnectionId, r: Option<&RawValue>, room: &str, event: String) -> OpResult {
+        let already = self.rooms.get(room).is_some_and(|rm| rm.event_subs.get(&event).is_some_and(|s| s.contains(&conn)));
+        self.count_subscription(conn, room, already)?;
+        let rm = self.rooms.get_mut(room).ok_or_else(not_joined)?;
+        rm.event_subs.entry(event).or_default().insert(conn);
+        self.ack(conn, r, "subscribe", AckBody::default());
+        Ok(())
+    }
+
+    /// Checks the room is joined and, for a new subscription, the limit;
+    /// then counts it.
+    fn count_subscription(&mut self, conn: ConnectionId, room: &str, already: bool) -> OpResult {
+        let max = self.config.limits.max_subscriptions_per_connection;
+        self.joined(conn, room)?;
+        if already {
+            return Ok(());
+        }
+        let c = self.conn(conn)?;
+        if c.subscriptions >= max {
+            return Err(Refusal(ErrorCode::TooManySubscriptions, format!("at most {max} subscriptions per connection")));
+        }
+        c.subscriptions += 1;
+        if let Some(j) = c.rooms.get_mut(room) {
+            j.subscriptions += 1;
+        }
+        Ok(())
+    }
+
+    /// Drops a presence subscription (`event: None`) or an event subscription.
+    fn unsubscribe(
+        &mut self,
+        conn: ConnectionId,
+        r: Option<&RawValue>,
+        op: &str,
+        room: &str,
+        event: Option<&str>,
+    ) -> OpResult {
+        self.joined(conn, room)?;
+        let rm = self.rooms.get_mut(room).ok_or_else(not_joined)?;
+        let removed = match event {
+            None => rm.presence_subs.remove(&conn).is_some(),
+            Some(event) => {
+                let removed = rm.event_subs.get_mut(event).is_some_and(|s| s.remove(&conn));
+                if rm.event_subs.get(event).is_some_and(BTreeSet::is_empty) {
+                    rm.event_subs.remove(event);
+                }
+                removed
+            }
+        };
+        if removed {
+            let c = self.conn(conn)?;
+            c.subscriptions = c.subscriptions.saturating_sub(1);
+            if let Some(j) = c.rooms.get_mut(room) {
+                j.subscriptions = j.subscriptions.saturating_sub(1);
+            }
+        }
+        self.ack(conn, r, op, AckBody::default());
+        Ok(())
+    }
+
+    fn publish_from(
+        &mut self,
+        conn: ConnectionId,
+        r: Option<&RawValue>,
+        room: &str,
+        event: &str,
+        data: Option<&RawValue>,
+        now: Millis,
+    ) -> OpResult {
+        let joined = self.joined(conn, room)?;
+        if !joined.actions.allows(RoomAction::Publish) {
+            return Err(Refusal(ErrorCode::Forbidden, format!("not allowed to publish in room {room:?}")));
+        }
+        let c = &self.connections[&conn];
+        let to = self.rooms.get(room).map(|rm| rm.event_recipients(event)).unwrap_or_default();
+        let body = AckBody { recipients: Some(to.len()), ..AckBody::default() };
+        let payload =
+            reply::message(room, event, &iso8601(now), Some((&c.presence_id, c.client_id.as_deref())), data);
+        self.ack(conn, r, "publish", body);
+        self.send(to, payload);
+        Ok(())
+    }
+
+    // ---- helpers ------------------------------------------------------
+
+    fn conn(&mut self, conn: ConnectionId) -> Result<&mut Connection, Refusal> {
+        // Callers are reached only from handle_frame, which found the connection.
+        self.connections.get_mut(&conn).ok_or_else(|| Refusal(ErrorCode::BadRequest, "unknown connection".into()))
+    }
+
+    fn joined(&self, conn: ConnectionId, room: &str) -> Result<JoinedRoom, Refusal> {
+        self.connections.get(&conn).and_then(|c| c.rooms.get(room).copied()).ok_or_else(not_joined)
+    }
+
+    fn set_deadline(&mut self, conn: ConnectionId, at: Option<Millis>) {
+        let Some(c) = self.connections.get_mut(&conn) else { return };
+        if let Some(old) = c.deadline.take() {
+            self.deadlines.remove(&(old, conn));
+        }
+        if let Some(at) = at {
+            c.deadline = Some(at);
+            self.deadlines.insert((at, conn));
+        }
+    }
+
+    fn send(&mut self, to: Vec<ConnectionId>, payload: String) {
+        if !to.is_empty() {
+            self.outputs.push_back(Output::Send(Transmit { to, payload: payload.into() }));
+        }
+    }
+
+    fn ack(&mut self, conn: ConnectionId, r: Option<&RawValue>, op: &str, body: AckBody<'_>) {
+        let payload = reply::ack(r, op, body);
+        self.send(vec![conn], payload);
+    }
+
+    fn event(&mut self, event: HostEvent) {
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    /// Sends an error frame; violations spend the connection's budget, and
+    /// one that runs out is closed with 4008.
+    fn reject(&mut self, conn: ConnectionId, r: Option<&RawValue>, code: ErrorCode, message: &str, now: Millis) {
+        self.send(vec![conn], reply::error(r, code, message));
+        if !code.is_violation() {
+            return;
+        }
+        let limit = self.config.limits.violations;
+        let exhausted = self.connections.get_mut(&conn).is_some_and(|c| !c.violations.try_take(limit, now));
+        if exhausted {
+            self.close(conn, CloseCode::PolicyViolation, format!("too many bad frames (last: {code})"), now);
+        }
+    }
+
+    fn close(&mut self, conn: ConnectionId, code: CloseCode, reason: String, now: Millis) {
+        self.outputs.push_back(Output::Close(Close { connection: conn, code, reason }));
+        self.remove_connection(conn, now);
+    }
+
+    fn remove_connection(&mut self, conn: ConnectionId, now: Millis) {
+        let Some(c) = self.connections.get(&conn) else { return };
+        let rooms: Vec<String> = c.rooms.keys().cloned().collect();
+        for room in rooms {
+            self.leave_room(conn, &room, now);
+        }
+        self.set_deadline(conn, None);
+        self.connections.remove(&conn);
+        self.event(HostEvent::Closed { connection: conn });
+    }
+}
+
+fn not_joined() -> Refusal {
+    Refusal(ErrorCode::RoomNotJoined, "join the room first (`room.join`)".into())
+}
+
+/// The presence set as an ack body, in the subscriber's view.
+fn snapshot(room: &Room, view: View) -> AckBody<'_> {
+    fn frame(m: &Member) -> MemberFrame<'_> {
+        MemberFrame { id: &m.id, client_id: &m.client_id, data: m.data.as_deref() }
+    }
+    match view {
+        View::Connection => AckBody { members: Some(room.members.values().map(frame).collect()), ..AckBody::default() },
+        View::Client => AckBody {
+            clients: Some(
+                room.clients
+                    .iter()
+                    .map(|(client_id, conns)| ClientFrame {
+                        client_id,
+                        connections: conns.iter().filter_map(|c| room.members.get(c)).map(frame).collect(),
+                    })
+                    .collect(),
+            ),
+            ..AckBody::default()
+        },
+    }
+}
+
+/// Sends one presence change to its subscribers, once per view, and tells
+/// the host. `client_edge`: the change is also one for the per-client view
+/// (first connection of a clientId in, last out, or any update).
+#[allow(clippy::too_many_arguments)]
+fn emit_presence(
+    outputs: &mut VecDeque<Output>,
+    room_name: &str,
+    room: &Room,
+    conn: ConnectionId,
+    member: &Member,
+    kind: PresenceKind,
+    client_edge: bool,
+    now: Millis,
+) {
+    let timestamp = iso8601(now);
+    for (view, applies) in [(View::Connection, true), (View::Client, client_edge)] {
+        if !applies {
+            continue;
+        }
+        let to = room.presence_recipients(kind, view);
+        if to.is_empty() {
+            continue;
+        }
+        let payload = reply::presence(&PresenceEvent {
+            room: room_name,
+            event: kind.as_str(),
+            client_view: view == View::Client,
+            timestamp: &timestamp,
+            id: &member.id,
+            client_id: &member.client_id,
+            data: member.data.as_deref(),
+        });
+        outputs.push_back(Output::Send(Transmit { to, payload: payload.into() }));
+    }
+    let (room, client_id) = (room_name.to_string(), member.client_id.to_string());
+    let data = member.data.as_ref().map(|d| d.get().to_string());
+    outputs.push_back(Output::Event(match kind {
+        PresenceKind::Join => HostEvent::PresenceJoined { room, connection: conn, client_id, data },
+        PresenceKind::Update => HostEvent::PresenceUpdated { room, connection: conn, client_id, data },
+        PresenceKind::Leave => HostEvent::PresenceLeft { room, connection: conn, client_id },
+    }));
+}

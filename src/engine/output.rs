@@ -1,0 +1,65 @@
+//! What the engine asks of its host.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::auth::AuthError;
+use crate::error::CloseCode;
+
+/// A host-chosen connection id, unique among the engine's live connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct ConnectionId(pub u64);
+
+impl fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// One instruction for the host. Drain them with
+/// [`Engine::poll_output`](crate::Engine::poll_output) after every call.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum Output {
+    /// Send `payload` (a text frame) to every connection in `to`, in order
+    /// with the other outputs.
+    Send(Transmit),
+    /// Close the connection with this WebSocket close code and reason. The
+    /// engine has already forgotten it; a later `handle_close` is a no-op.
+    Close(Close),
+    /// Something the host may want to react to. Needs no action.
+    Event(HostEvent),
+}
+
+/// A payload serialised once for any number of recipients.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transmit {
+    pub to: Vec<ConnectionId>,
+    pub payload: Arc<str>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Close {
+    pub connection: ConnectionId,
+    pub code: CloseCode,
+    pub reason: String,
+}
+
+/// Events for the host itself, so server code can react without parsing frames.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum HostEvent {
+    /// The connection proved who it is (at open or by its first `auth`).
+    Authenticated { connection: ConnectionId, client_id: Option<String> },
+    /// The connection's token was refused; it is being closed with 4001.
+    AuthRefused { connection: ConnectionId, error: AuthError },
+    /// The connection is gone from the engine (closed by host or engine).
+    Closed { connection: ConnectionId },
+    RoomJoined { connection: ConnectionId, room: String },
+    RoomLeft { connection: ConnectionId, room: String },
+    PresenceJoined { room: String, connection: ConnectionId, client_id: String, data: Option<String> },
+    PresenceUpdated { room: String, connection: ConnectionId, client_id: String, data: Option<String> },
+    PresenceLeft { room: String, connection: ConnectionId, client_id: String },
+}

@@ -1,0 +1,188 @@
+//! Errors, in three kinds:
+//!
+//! - [`ErrorCode`]: what a *client* did wrong. Never an `Err` of the API: it
+//!   goes back to that client as an error frame (see docs/PROTOCOL.md).
+//! - [`CloseCode`]: why the engine closes a connection.
+//! - [`Error`]: what the *host* did wrong (a bad configuration, a connection
+//!   id used twice). These are the only `Err`s the engine returns.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::auth::AuthError;
+use crate::pattern::PatternError;
+
+/// Stable error codes sent to clients in `{"type":"error","code":...}` frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The frame is not valid JSON, or not a JSON object.
+    BadFrame,
+    /// The frame is larger than `limits.max_frame_bytes`.
+    FrameTooLarge,
+    /// The frame nests arrays/objects deeper than `limits.max_json_depth`.
+    TooDeep,
+    /// `op` names no operation of this protocol version.
+    UnknownOp,
+    /// A field is missing, has the wrong type, or an invalid value.
+    BadRequest,
+    /// The operation needs an authenticated connection (send `auth` first).
+    NotAuthenticated,
+    /// The token given to `auth` was refused; the connection keeps its old one.
+    TokenInvalid,
+    /// A refreshed token names another subject than the connection's.
+    SubjectMismatch,
+    /// The connection's grants do not allow this action on this room.
+    Forbidden,
+    /// The operation needs the room to be joined first (`room.join`).
+    RoomNotJoined,
+    /// Joining would pass `limits.max_rooms_per_connection`.
+    TooManyRooms,
+    /// Subscribing would pass `limits.max_subscriptions_per_connection`.
+    TooManySubscriptions,
+    /// The room's presence set holds `limits.max_members_per_room` members.
+    RoomFull,
+    /// Presence data is larger than `limits.max_presence_data_bytes`.
+    PresenceDataTooLarge,
+    /// Entering a presence set needs a clientId (a `sub` claim).
+    NoClientId,
+    /// The connection sends faster than `limits.rate`.
+    RateLimited,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadFrame => "BAD_FRAME",
+            ErrorCode::FrameTooLarge => "FRAME_TOO_LARGE",
+            ErrorCode::TooDeep => "TOO_DEEP",
+            ErrorCode::UnknownOp => "UNKNOWN_OP",
+            ErrorCode::BadRequest => "BAD_REQUEST",
+            ErrorCode::NotAuthenticated => "NOT_AUTHENTICATED",
+            ErrorCode::TokenInvalid => "TOKEN_INVALID",
+            ErrorCode::SubjectMismatch => "SUBJECT_MISMATCH",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::RoomNotJoined => "ROOM_NOT_JOINED",
+            ErrorCode::TooManyRooms => "TOO_MANY_ROOMS",
+            ErrorCode::TooManySubscriptions => "TOO_MANY_SUBSCRIPTIONS",
+            ErrorCode::RoomFull => "ROOM_FULL",
+            ErrorCode::PresenceDataTooLarge => "PRESENCE_DATA_TOO_LARGE",
+            ErrorCode::NoClientId => "NO_CLIENT_ID",
+            ErrorCode::RateLimited => "RATE_LIMITED",
+        }
+    }
+
+    /// Whether the error counts against the connection's violation budget
+    /// (`limits.violations`). Refusals a well-behaved client can meet, such
+    /// as a full room or a refused token, do not.
+    pub fn is_violation(self) -> bool {
+        !matches!(
+            self,
+            ErrorCode::RoomFull
+                | ErrorCode::TokenInvalid
+                | ErrorCode::SubjectMismatch
+                | ErrorCode::Forbidden
+                | ErrorCode::RoomNotJoined
+        )
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Close codes the engine uses (the 4000-4999 range is the application's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[non_exhaustive]
+pub enum CloseCode {
+    /// 4001: the token given at open (or to the first `auth`) was refused.
+    AuthFailed,
+    /// 4002: the connection's token expired and was not refreshed in time.
+    TokenExpired,
+    /// 4003: no `auth` frame arrived within `auth_timeout_ms` of opening.
+    AuthTimeout,
+    /// 4008: the connection kept sending bad or too many frames.
+    PolicyViolation,
+}
+
+impl CloseCode {
+    pub fn code(self) -> u16 {
+        match self {
+            CloseCode::AuthFailed => 4001,
+            CloseCode::TokenExpired => 4002,
+            CloseCode::AuthTimeout => 4003,
+            CloseCode::PolicyViolation => 4008,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseCode::AuthFailed => "AUTH_FAILED",
+            CloseCode::TokenExpired => "TOKEN_EXPIRED",
+            CloseCode::AuthTimeout => "AUTH_TIMEOUT",
+            CloseCode::PolicyViolation => "POLICY_VIOLATION",
+        }
+    }
+}
+
+/// What the host did wrong. Client mistakes never show up here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// `handle_open` with an id that is already live.
+    DuplicateConnection(u64),
+    /// The configuration cannot be used.
+    Config(ConfigError),
+    /// An asserted identity's grants are invalid.
+    Identity(AuthError),
+    /// A host call named a room or event that breaks the limits.
+    InvalidName(String),
+    /// Data handed to a host call is not valid JSON.
+    InvalidJson(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::DuplicateConnection(id) => write!(f, "connection {id} is already open"),
+            Error::Config(e) => write!(f, "invalid configuration: {e}"),
+            Error::Identity(e) => write!(f, "invalid asserted identity: {e}"),
+            Error::InvalidName(why) => write!(f, "invalid name: {why}"),
+            Error::InvalidJson(why) => write!(f, "invalid JSON: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Self {
+        Error::Config(e)
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A key could not be read (bad PEM, empty secret, ...).
+    Key { kid: Option<String>, why: String },
+    /// A default grant's pattern is invalid.
+    Pattern(PatternError),
+    /// A limit is zero where zero makes no sense.
+    Limit(&'static str),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Key { kid, why } => write!(f, "key {kid:?}: {why}"),
+            ConfigError::Pattern(e) => write!(f, "{e}"),
+            ConfigError::Limit(name) => write!(f, "limit {name} must be greater than zero"),
+        }
+    }
+}

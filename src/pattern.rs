@@ -1,0 +1,195 @@
+//! Id patterns: `/`-separated paths where `*` matches within one segment,
+//! `**` across segments and `?` one character; everything else is literal.
+//!
+//! Patterns are compiled once (through globset, with `literal_separator`)
+//! and shared: a [`PatternCache`] hands out the same compiled pattern for
+//! the same source text.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use globset::{GlobBuilder, GlobMatcher};
+
+/// Why a pattern was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatternError {
+    /// The pattern as given (cut to 64 characters).
+    pub pattern: String,
+    pub kind: PatternErrorKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PatternErrorKind {
+    Empty,
+    TooLong { max: usize },
+    Invalid(String),
+}
+
+impl fmt::Display for PatternError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            PatternErrorKind::Empty => write!(f, "pattern is empty"),
+            PatternErrorKind::TooLong { max } => {
+                write!(f, "pattern {:?} is longer than {max} bytes", self.pattern)
+            }
+            PatternErrorKind::Invalid(why) => write!(f, "pattern {:?} is invalid: {why}", self.pattern),
+        }
+    }
+}
+
+impl std::error::Error for PatternError {}
+
+#[derive(Debug)]
+enum Matcher {
+    /// No wildcard: plain string equality.
+    Literal,
+    /// `**`: every id.
+    Everything,
+    Glob(GlobMatcher),
+}
+
+/// A compiled pattern.
+#[derive(Debug)]
+pub struct Pattern {
+    source: Box<str>,
+    matcher: Matcher,
+}
+
+impl Pattern {
+    /// Compiles `source`; refuses empty patterns and ones longer than `max_len` bytes.
+    pub fn compile(source: &str, max_len: usize) -> Result<Pattern, PatternError> {
+        let err = |kind| PatternError { pattern: source.chars().take(64).collect(), kind };
+        if source.is_empty() {
+            return Err(err(PatternErrorKind::Empty));
+        }
+        if source.len() > max_len {
+            return Err(err(PatternErrorKind::TooLong { max: max_len }));
+        }
+        let matcher = if source == "**" {
+            Matcher::Everything
+        } else if !source.contains(['*', '?']) {
+            Matcher::Literal
+        } else {
+            let glob = GlobBuilder::new(&escape_literals(source))
+                .literal_separator(true)
+                .backslash_escape(false)
+                .build()
+                .map_err(|e| err(PatternErrorKind::Invalid(e.kind().to_string())))?;
+            Matcher::Glob(glob.compile_matcher())
+        };
+        Ok(Pattern { source: source.into(), matcher })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether the pattern has no wildcard at all.
+    pub fn is_literal(&self) -> bool {
+        matches!(self.matcher, Matcher::Literal)
+    }
+
+    pub fn matches(&self, id: &str) -> bool {
+        match &self.matcher {
+            Matcher::Literal => *self.source == *id,
+            Matcher::Everything => true,
+            Matcher::Glob(g) => g.is_match(id),
+        }
+    }
+}
+
+/// Keeps `*` and `?` as wildcards and makes every other glob meta-character
+/// (`[`, `]`, `{`, `}`) literal.
+fn escape_literals(source: &str) -> String {
+    let mut out = String::with_capacity(source.len() + 8);
+    for c in source.chars() {
+        match c {
+            '[' | ']' | '{' | '}' => {
+                out.push('[');
+                out.push(c);
+                out.push(']');
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Hands out one shared compiled [`Pattern`] per source text. Bounded: when
+/// full it starts over (patterns still in use stay alive through their `Arc`).
+#[derive(Debug)]
+pub struct PatternCache {
+    max_len: usize,
+    capacity: usize,
+    patterns: HashMap<Box<str>, Arc<Pattern>>,
+}
+
+impl PatternCache {
+    pub fn new(max_len: usize, capacity: usize) -> Self {
+        PatternCache { max_len, capacity: capacity.max(1), patterns: HashMap::new() }
+    }
+
+    pub fn get(&mut self, source: &str) -> Result<Arc<Pattern>, PatternError> {
+        if let Some(p) = self.patterns.get(source) {
+            return Ok(Arc::clone(p));
+        }
+        let p = Arc::new(Pattern::compile(source, self.max_len)?);
+        if self.patterns.len() >= self.capacity {
+            self.patterns.clear();
+        }
+        self.patterns.insert(source.into(), Arc::clone(&p));
+        Ok(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(p: &str, id: &str) -> bool {
+        Pattern::compile(p, 256).unwrap().matches(id)
+    }
+
+    #[test]
+    fn star_stays_within_a_segment() {
+        assert!(m("deliveryRiders/*", "deliveryRiders/john"));
+        assert!(!m("deliveryRiders/*", "deliveryRiders/cyclists/john"));
+        assert!(!m("deliveryRiders/*", "deliveryRiders"));
+    }
+
+    #[test]
+    fn double_star_crosses_segments() {
+        assert!(m("deliveryRiders/**", "deliveryRiders/cyclists/john"));
+        assert!(m("**", "anything/at/all"));
+        assert!(m("a/**/z", "a/b/c/z"));
+    }
+
+    #[test]
+    fn question_mark_is_one_character_and_brackets_are_literal() {
+        assert!(m("room-?", "room-1"));
+        assert!(!m("room-?", "room-12"));
+        assert!(m("a[1]/*", "a[1]/x"));
+        assert!(!m("a[1]/*", "a1/x"));
+        assert!(m("{a,b}*", "{a,b}c"));
+        assert!(m("lit\\eral", "lit\\eral"));
+    }
+
+    #[test]
+    fn refuses_empty_and_long_patterns() {
+        assert_eq!(Pattern::compile("", 8).unwrap_err().kind, PatternErrorKind::Empty);
+        assert!(matches!(
+            Pattern::compile("123456789", 8).unwrap_err().kind,
+            PatternErrorKind::TooLong { max: 8 }
+        ));
+    }
+
+    #[test]
+    fn cache_shares_compiled_patterns() {
+        let mut c = PatternCache::new(64, 4);
+        let a = c.get("x/*").unwrap();
+        let b = c.get("x/*").unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+    }
+}

@@ -1,0 +1,143 @@
+//! Frames the engine sends. Each builder returns the serialised text once;
+//! the engine shares it between all recipients.
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::error::ErrorCode;
+
+/// One member of a presence set, as sent to clients.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberFrame<'a> {
+    pub id: &'a str,
+    pub client_id: &'a str,
+    pub data: Option<&'a RawValue>,
+}
+
+/// One clientId with all its present connections (the per-client view).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientFrame<'a> {
+    pub client_id: &'a str,
+    pub connections: Vec<MemberFrame<'a>>,
+}
+
+/// Optional parts of an `ack`.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AckBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<MemberFrame<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clients: Option<Vec<ClientFrame<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recipients: Option<usize>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Out<'a> {
+    #[serde(rename_all = "camelCase")]
+    Welcome { protocol: u32, id: &'a str, client_id: Option<&'a str>, expires_at: Option<u64> },
+    Ack {
+        #[serde(rename = "ref")]
+        reference: Option<&'a RawValue>,
+        op: &'a str,
+        #[serde(flatten)]
+        body: AckBody<'a>,
+    },
+    Error {
+        #[serde(rename = "ref")]
+        reference: Option<&'a RawValue>,
+        code: ErrorCode,
+        message: &'a str,
+    },
+    #[serde(rename_all = "camelCase")]
+    Presence {
+        room: &'a str,
+        event: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        view: Option<&'a str>,
+        timestamp: &'a str,
+        id: &'a str,
+        client_id: &'a str,
+        data: Option<&'a RawValue>,
+    },
+    Message {
+        room: &'a str,
+        event: &'a str,
+        timestamp: &'a str,
+        from: Option<From<'a>>,
+        data: Option<&'a RawValue>,
+    },
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct From<'a> {
+    id: &'a str,
+    client_id: Option<&'a str>,
+}
+
+fn to_text(out: &Out<'_>) -> String {
+    // Serialising these types cannot fail: every key is a string and every
+    // value is a string, number, bool, null or already-valid raw JSON.
+    serde_json::to_string(out).unwrap_or_default()
+}
+
+pub fn welcome(id: &str, client_id: Option<&str>, expires_at: Option<u64>) -> String {
+    to_text(&Out::Welcome { protocol: super::VERSION, id, client_id, expires_at })
+}
+
+pub fn ack(reference: Option<&RawValue>, op: &str, body: AckBody<'_>) -> String {
+    to_text(&Out::Ack { reference, op, body })
+}
+
+pub fn error(reference: Option<&RawValue>, code: ErrorCode, message: &str) -> String {
+    to_text(&Out::Error { reference, code, message })
+}
+
+/// A presence event. `view` is `Some("client")` for the per-client view.
+pub struct PresenceEvent<'a> {
+    pub room: &'a str,
+    pub event: &'a str,
+    pub client_view: bool,
+    pub timestamp: &'a str,
+    pub id: &'a str,
+    pub client_id: &'a str,
+    pub data: Option<&'a RawValue>,
+}
+
+pub fn presence(e: &PresenceEvent<'_>) -> String {
+    to_text(&Out::Presence {
+        room: e.room,
+        event: e.event,
+        view: e.client_view.then_some("client"),
+        timestamp: e.timestamp,
+        id: e.id,
+        client_id: e.client_id,
+        data: e.data,
+    })
+}
+
+/// A published event; `from` is `None` when the host published it.
+pub fn message(
+    room: &str,
+    event: &str,
+    timestamp: &str,
+    from: Option<(&str, Option<&str>)>,
+    data: Option<&RawValue>,
+) -> String {
+    to_text(&Out::Message {
+        room,
+        event,
+        timestamp,
+        from: from.map(|(id, client_id)| From { id, client_id }),
+        data,
+    })
+}
