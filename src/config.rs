@@ -12,7 +12,7 @@ use crate::rate::RateLimit;
 pub use jsonwebtoken::Algorithm;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct Config {
     /// Prefix of presence ids (`"<appId>:<connectionId>"`). Default `"rollcall"`.
     pub app_id: String,
@@ -39,7 +39,7 @@ impl Default for Config {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// Verification keys. A token's `alg` must equal its key's `algorithm`;
     /// with a `kid` in the token header only the key with that kid is tried.
@@ -72,7 +72,7 @@ impl Default for AuthConfig {
 
 /// One verification key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JwtKey {
     /// Matched against the token header's `kid`. Optional.
     #[serde(default)]
@@ -90,7 +90,7 @@ pub struct JwtKey {
 /// Limits on what one client may do. Every one is enforced with an error
 /// frame (see [`crate::ErrorCode`]); repeated violations close the connection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct Limits {
     /// Largest frame accepted, in bytes. Default 65 536.
     pub max_frame_bytes: usize,

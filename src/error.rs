@@ -96,7 +96,8 @@ impl fmt::Display for ErrorCode {
 }
 
 /// Close codes the engine uses (the 4000-4999 range is the application's).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+/// Serialises as its number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum CloseCode {
     /// 4001: the token given at open (or to the first `auth`) was refused.
@@ -126,6 +127,12 @@ impl CloseCode {
             CloseCode::AuthTimeout => "AUTH_TIMEOUT",
             CloseCode::PolicyViolation => "POLICY_VIOLATION",
         }
+    }
+}
+
+impl Serialize for CloseCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u16(self.code())
     }
 }
 

@@ -152,11 +152,15 @@ fn compile_key(k: &JwtKey, config: &AuthConfig) -> Result<Key, ConfigError> {
     validation.validate_nbf = false;
     validation.required_spec_claims.clear();
     validation.validate_aud = !config.audiences.is_empty();
+    // A token without `aud`/`iss` must not pass a configured check: the
+    // crate only compares these claims when present unless they are required.
     if !config.audiences.is_empty() {
         validation.set_audience(&config.audiences);
+        validation.required_spec_claims.insert("aud".into());
     }
     if !config.issuers.is_empty() {
         validation.set_issuer(&config.issuers);
+        validation.required_spec_claims.insert("iss".into());
     }
     Ok(Key { kid: k.kid.clone(), algorithm: k.algorithm, key, validation })
 }
@@ -166,6 +170,8 @@ fn map_error(kind: &ErrorKind) -> AuthError {
         ErrorKind::InvalidSignature => AuthError::BadSignature,
         ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
         ErrorKind::InvalidAudience => AuthError::WrongAudience,
+        ErrorKind::MissingRequiredClaim(c) if c == "iss" => AuthError::WrongIssuer,
+        ErrorKind::MissingRequiredClaim(c) if c == "aud" => AuthError::WrongAudience,
         ErrorKind::InvalidAlgorithm => AuthError::AlgorithmNotAllowed,
         ErrorKind::ExpiredSignature => AuthError::Expired,
         ErrorKind::ImmatureSignature => AuthError::NotYetValid,

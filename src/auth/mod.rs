@@ -102,3 +102,10 @@ impl fmt::Display for AuthError {
 }
 
 impl std::error::Error for AuthError {}
+
+/// Serialises as its Display text, e.g. `"EXPIRED"` or `"BAD_CLAIMS: ..."`.
+impl Serialize for AuthError {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}

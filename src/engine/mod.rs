@@ -172,7 +172,7 @@ impl Engine {
         let r = frame.reference;
         let result = match frame.request {
             Request::Auth { token } if pending => {
-                self.authenticate(conn, &token, now);
+                self.authenticate(conn, r, &token, now);
                 Ok(())
             }
             Request::Auth { token } => self.refresh(conn, r, &token, now),
@@ -231,11 +231,11 @@ impl Engine {
             self.deadlines.remove(&(at, conn));
             let Some(c) = self.connections.get_mut(&conn) else { continue };
             c.deadline = None;
-            let (code, reason) = match c.auth {
-                AuthState::Pending => (CloseCode::AuthTimeout, "no auth frame in time"),
-                AuthState::Ready { .. } => (CloseCode::TokenExpired, "token expired"),
+            let code = match c.auth {
+                AuthState::Pending => CloseCode::AuthTimeout,
+                AuthState::Ready { .. } => CloseCode::TokenExpired,
             };
-            self.close(conn, code, reason.to_string(), now);
+            self.close(conn, code, code.as_str().to_string(), now);
         }
     }
 
@@ -313,6 +313,10 @@ impl Engine {
         let max = self.config.limits.max_name_bytes;
         request::check_name(room, "room", max).map_err(Error::InvalidName)?;
         request::check_name(event, "event", max).map_err(Error::InvalidName)?;
+        if event == "*" {
+            // As for clients (BAD_REQUEST): `*` means "every event" to subscribers.
+            return Err(Error::InvalidName("`*` cannot be published as an event name".into()));
+        }
         let data: Option<&RawValue> = match data {
             Some(text) => Some(serde_json::from_str(text).map_err(|e| Error::InvalidJson(e.to_string()))?),
             None => None,
@@ -346,9 +350,15 @@ impl Engine {
         }
     }
 
-    fn authenticate(&mut self, conn: ConnectionId, token: &str, now: Millis) {
+    /// The first `auth` frame: a welcome, then the ack its `ref` waits for.
+    fn authenticate(&mut self, conn: ConnectionId, r: Option<&RawValue>, token: &str, now: Millis) {
         match self.verify(token, now) {
-            Ok((identity, grants)) => self.become_ready(conn, identity, grants),
+            Ok((identity, grants)) => {
+                let (client_id, expires_at) = (identity.client_id.clone(), identity.expires_at);
+                self.become_ready(conn, identity, grants);
+                let body = AckBody { client_id: client_id.as_deref(), expires_at, ..AckBody::default() };
+                self.ack(conn, r, "auth", body);
+            }
             Err(error) => self.refuse(conn, error, now),
         }
     }
@@ -365,7 +375,7 @@ impl Engine {
     }
 
     fn refuse(&mut self, conn: ConnectionId, error: AuthError, now: Millis) {
-        let reason = error.to_string();
+        let reason = error.as_str().to_string();
         self.event(HostEvent::AuthRefused { connection: conn, error });
         self.close(conn, CloseCode::AuthFailed, reason, now);
     }
@@ -638,11 +648,13 @@ impl Engine {
         let limit = self.config.limits.violations;
         let exhausted = self.connections.get_mut(&conn).is_some_and(|c| !c.violations.try_take(limit, now));
         if exhausted {
-            self.close(conn, CloseCode::PolicyViolation, format!("too many bad frames (last: {code})"), now);
+            let reason = format!("{}: too many bad frames, last {code}", CloseCode::PolicyViolation.as_str());
+            self.close(conn, CloseCode::PolicyViolation, reason, now);
         }
     }
 
     fn close(&mut self, conn: ConnectionId, code: CloseCode, reason: String, now: Millis) {
+        let reason = truncate_reason(reason);
         self.outputs.push_back(Output::Close(Close { connection: conn, code, reason }));
         self.remove_connection(conn, now);
     }
@@ -657,6 +669,20 @@ impl Engine {
         self.connections.remove(&conn);
         self.event(HostEvent::Closed { connection: conn });
     }
+}
+
+/// WebSocket close reasons are at most 123 bytes of UTF-8.
+fn truncate_reason(mut reason: String) -> String {
+    const MAX: usize = 123;
+    if reason.len() > MAX {
+        let mut cut = MAX - 3;
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        reason.truncate(cut);
+        reason.push_str("...");
+    }
+    reason
 }
 
 fn not_joined() -> Refusal {

@@ -40,7 +40,7 @@ pub struct Transmit {
     pub payload: Arc<str>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Close {
     pub connection: ConnectionId,
     pub code: CloseCode,
@@ -48,7 +48,9 @@ pub struct Close {
 }
 
 /// Events for the host itself, so server code can react without parsing frames.
-#[derive(Debug, Clone, PartialEq)]
+/// Serialises as `{"type": "presenceJoined", "room": ..., ...}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
 #[non_exhaustive]
 pub enum HostEvent {
     /// The connection proved who it is (at open or by its first `auth`).

@@ -136,6 +136,11 @@ pub fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Frame<'a>, Rejectio
             format!("frame nests deeper than {} levels", limits.max_json_depth),
         ));
     }
+    // serde's derived struct would also accept a JSON array (fields by
+    // position): a frame must be an object.
+    if !text.trim_start_matches([' ', '\t', '\n', '\r']).starts_with('{') {
+        return Err(reject(ErrorCode::BadFrame, "frame is not a JSON object".into()));
+    }
     let raw: RawFrame<'a> = serde_json::from_str(text)
         .map_err(|e| reject(ErrorCode::BadFrame, format!("frame is not a JSON object: {e}")))?;
     let reference = raw.reference.filter(|r| valid_ref(r));

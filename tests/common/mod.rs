@@ -2,6 +2,8 @@
 //! Like quinn's `Pair` or str0m's `TestRtc`: no network, time is a number.
 #![allow(dead_code)]
 
+pub mod tokens;
+
 use std::collections::BTreeMap;
 
 use rollcall::{Close, Config, ConnectionId, Credentials, Engine, HostEvent, Identity, Output};
