@@ -1,0 +1,75 @@
+// Shared helpers for the package's node --test suites.
+import { createHmac } from 'node:crypto';
+import WebSocket from 'ws';
+
+/** Mints an HS256 JWT with node:crypto. */
+export function mintToken(secret, claims) {
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
+  const sig = createHmac('sha256', secret).update(body).digest('base64url');
+  return `${body}.${sig}`;
+}
+
+/** A WebSocket client that records every frame and can wait for one. */
+export class TestClient {
+  constructor(url, options) {
+    this.frames = [];
+    this.waiters = [];
+    this.ws = new WebSocket(url, options);
+    this.closed = new Promise((resolve) => this.ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+    this.ws.on('error', () => {});
+    this.ws.on('message', (data) => {
+      const frame = JSON.parse(data.toString());
+      this.frames.push(frame);
+      this.waiters = this.waiters.filter((w) => !(w.pred(frame) && (w.resolve(frame), true)));
+    });
+    this.nextRef = 1;
+  }
+
+  static async connect(url, options) {
+    const c = new TestClient(url, options);
+    await new Promise((resolve, reject) => {
+      c.ws.once('open', resolve);
+      c.ws.once('error', reject);
+      c.ws.once('close', resolve);
+    });
+    return c;
+  }
+
+  /** Resolves with the first frame (already received or future) matching `pred`. */
+  wait(pred, ms = 3000) {
+    const seen = this.frames.find(pred);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out; frames: ${JSON.stringify(this.frames)}`)), ms);
+      this.waiters.push({ pred, resolve: (f) => (clearTimeout(timer), resolve(f)) });
+    });
+  }
+
+  /** Sends an op with a fresh ref and resolves with its ack or error. */
+  request(frame) {
+    const ref = this.nextRef++;
+    this.ws.send(JSON.stringify({ ...frame, ref }));
+    return this.wait((f) => f.ref === ref && (f.type === 'ack' || f.type === 'error'));
+  }
+
+  presence() {
+    return this.frames.filter((f) => f.type === 'presence');
+  }
+
+  close() {
+    this.ws.close();
+    return this.closed;
+  }
+}
+
+/** Polls `check` until it returns truthy. */
+export async function eventually(check, ms = 3000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const value = check();
+    if (value) return value;
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -1,0 +1,168 @@
+//! The wasm surface of rollcall: one `#[wasm_bindgen]` struct, one call per
+//! host event, each returning its whole batch of instructions at once.
+//! Ergonomics (defaults, `now`, JSON of user data) live in the JS wrapper.
+
+use rollcall::{Close, Config, ConnectionId, Credentials, Engine, HostEvent, Identity, Output};
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+
+/// What one host event asks of the host: sends first, then closes.
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Batch {
+    sends: Vec<Send>,
+    closes: Vec<Close>,
+    events: Vec<HostEvent>,
+    /// When to call `tick` next (ms since the epoch), or null.
+    wake_at: Option<u64>,
+    /// For `publish`: how many connections the event went to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recipients: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct Send {
+    to: Vec<ConnectionId>,
+    payload: std::sync::Arc<str>,
+}
+
+/// Credentials as JS gives them: `{ token }`, `{ identity }` or nothing.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct JsCredentials {
+    token: Option<String>,
+    identity: Option<Identity>,
+}
+
+fn js_err(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsError> {
+    let ser = serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true).serialize_maps_as_objects(true);
+    value.serialize(&ser).map_err(js_err)
+}
+
+/// A non-negative integer that JS numbers hold exactly.
+fn integer(value: f64, what: &str) -> Result<u64, JsError> {
+    if value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value <= 9_007_199_254_740_991.0 {
+        Ok(value as u64)
+    } else {
+        Err(JsError::new(&format!("{what} must be a non-negative integer, not {value}")))
+    }
+}
+
+fn conn(id: f64) -> Result<ConnectionId, JsError> {
+    integer(id, "connection id").map(ConnectionId)
+}
+
+#[wasm_bindgen]
+pub struct WasmEngine {
+    engine: Engine,
+}
+
+#[wasm_bindgen]
+impl WasmEngine {
+    /// `config`: the engine's configuration in camelCase (see the Rust
+    /// `Config`), or undefined for the defaults.
+    #[wasm_bindgen(constructor)]
+    pub fn new(config: JsValue) -> Result<WasmEngine, JsError> {
+        let config: Config = if config.is_undefined() || config.is_null() {
+            Config::default()
+        } else {
+            // Through JSON text, so that unknown option names are refused
+            // (serde-wasm-bindgen reads only the fields it knows).
+            let text: String = js_sys::JSON::stringify(&config)
+                .map_err(|_| JsError::new("invalid options: not JSON-serialisable"))?
+                .into();
+            serde_json::from_str(&text).map_err(|e| js_err(format!("invalid options: {e}")))?
+        };
+        Ok(WasmEngine { engine: Engine::new(config).map_err(js_err)? })
+    }
+
+    pub fn open(&mut self, id: f64, credentials: JsValue, now: f64) -> Result<JsValue, JsError> {
+        let creds: JsCredentials = if credentials.is_undefined() || credentials.is_null() {
+            JsCredentials::default()
+        } else {
+            serde_wasm_bindgen::from_value(credentials).map_err(|e| js_err(format!("invalid credentials: {e}")))?
+        };
+        let credentials = match creds {
+            JsCredentials { token: Some(token), identity: None } => Credentials::Token(token),
+            JsCredentials { token: None, identity: Some(identity) } => Credentials::Identity(identity),
+            JsCredentials { token: None, identity: None } => Credentials::None,
+            _ => return Err(JsError::new("credentials take either `token` or `identity`, not both")),
+        };
+        self.engine.handle_open(conn(id)?, credentials, integer(now, "now")?).map_err(js_err)?;
+        self.batch(None)
+    }
+
+    /// A frame: a string, a Uint8Array (Node's Buffer) or an ArrayBuffer.
+    pub fn message(&mut self, id: f64, frame: JsValue, now: f64) -> Result<JsValue, JsError> {
+        let (id, now) = (conn(id)?, integer(now, "now")?);
+        if let Some(text) = frame.as_string() {
+            self.engine.handle_frame(id, text.as_bytes(), now);
+        } else if frame.is_instance_of::<js_sys::Uint8Array>() || frame.is_instance_of::<js_sys::ArrayBuffer>() {
+            self.engine.handle_frame(id, &js_sys::Uint8Array::new(&frame).to_vec(), now);
+        } else {
+            return Err(JsError::new("a frame is a string, a Uint8Array or an ArrayBuffer"));
+        }
+        self.batch(None)
+    }
+
+    pub fn close(&mut self, id: f64, now: f64) -> Result<JsValue, JsError> {
+        self.engine.handle_close(conn(id)?, integer(now, "now")?);
+        self.batch(None)
+    }
+
+    pub fn tick(&mut self, now: f64) -> Result<JsValue, JsError> {
+        self.engine.handle_timeout(integer(now, "now")?);
+        self.batch(None)
+    }
+
+    /// Publishes as the server; `data` is JSON text or undefined.
+    pub fn publish(&mut self, room: &str, event: &str, data: Option<String>, now: f64) -> Result<JsValue, JsError> {
+        let n = self.engine.publish(room, event, data.as_deref(), integer(now, "now")?).map_err(js_err)?;
+        self.batch(Some(n))
+    }
+
+    pub fn members(&self, room: &str) -> Result<JsValue, JsError> {
+        to_js(&self.engine.members(room))
+    }
+
+    pub fn clients(&self, room: &str) -> Result<JsValue, JsError> {
+        to_js(&self.engine.clients(room))
+    }
+
+    #[wasm_bindgen(js_name = roomCounts)]
+    pub fn room_counts(&self, room: &str) -> Result<JsValue, JsError> {
+        to_js(&self.engine.room_counts(room))
+    }
+
+    #[wasm_bindgen(js_name = connectionCount)]
+    pub fn connection_count(&self) -> usize {
+        self.engine.connection_count()
+    }
+
+    #[wasm_bindgen(js_name = roomNames)]
+    pub fn room_names(&self) -> Vec<String> {
+        self.engine.room_names()
+    }
+
+    #[wasm_bindgen(js_name = nextWake)]
+    pub fn next_wake(&self) -> Option<f64> {
+        self.engine.poll_timeout().map(|t| t as f64)
+    }
+
+    fn batch(&mut self, recipients: Option<usize>) -> Result<JsValue, JsError> {
+        let mut batch = Batch { recipients, ..Batch::default() };
+        while let Some(out) = self.engine.poll_output() {
+            match out {
+                Output::Send(t) => batch.sends.push(Send { to: t.to, payload: t.payload }),
+                Output::Close(c) => batch.closes.push(c),
+                Output::Event(e) => batch.events.push(e),
+            }
+        }
+        batch.wake_at = self.engine.poll_timeout();
+        to_js(&batch)
+    }
+}
