@@ -28,7 +28,7 @@ use proptest::test_runner::TestCaseError;
 use rollcall::protocol::request;
 use rollcall::time::iso8601;
 use rollcall::{
-    ClientInfo, Config, ConnectionId, Credentials, Engine, Identity, Limits, MemberInfo, Output, RateLimit,
+    Algorithm, ClientInfo, JwtKey, Config, ConnectionId, Credentials, Engine, Identity, Limits, MemberInfo, Output, RateLimit,
     RoomAction, RoomCounts,
 };
 use serde_json::{json, Value};
@@ -60,6 +60,8 @@ const DATA: [&str; 12] = [
 /// The index of a data text over `max_presence_data_bytes`.
 const BIG: usize = DATA.len();
 const AUTH_TIMEOUT_MS: u64 = 10_000;
+const LEEWAY_MS: u64 = 30_000;
+const SECRET: &str = "model-test-secret";
 /// Generated connection ids from `LIVE` on name a live connection by rank.
 const LIVE: u64 = 100;
 /// Generated room indexes from `JOINED` on name a joined room by rank.
@@ -75,6 +77,8 @@ fn data_text(i: usize) -> String {
 fn config() -> Config {
     let mut config = Config::default();
     config.auth.auth_timeout_ms = AUTH_TIMEOUT_MS;
+    config.auth.leeway_ms = LEEWAY_MS;
+    config.auth.keys = vec![JwtKey { kid: None, algorithm: Algorithm::HS256, secret: Some(SECRET.into()), pem: None }];
     // Small limits, so that every refusal is reachable in a few steps.
     config.limits.max_rooms_per_connection = 2;
     config.limits.max_subscriptions_per_connection = 2;
@@ -110,14 +114,65 @@ enum OpenKind {
     NoClientId { expires_in: Option<u64> },
     /// No credentials: must `auth` within the auth time-out.
     Pending,
-    /// A token, refused at once (no keys are configured).
+    /// A malformed token, refused at once (4001).
     BadToken,
+    /// A signed token (refused at once if already expired).
+    Token(TokenSpec),
+}
+
+/// Whose `sub` a token names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sub {
+    /// The connection's own clientId (or none if it has none).
+    Same,
+    Client(usize),
+    None,
+}
+
+/// A signed HS256 token: `sub`, `exp` = now (in whole seconds) + `exp_in`,
+/// and the limited `rooms` claim or none (default grants).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TokenSpec {
+    sub: Sub,
+    limited: bool,
+    exp_in: i64,
+}
+
+impl TokenSpec {
+    fn sub(&self) -> Option<String> {
+        match self.sub {
+            Sub::Client(i) => Some(CLIENTS[i].to_string()),
+            Sub::None | Sub::Same => None,
+        }
+    }
+
+    fn exp(&self, now: u64) -> i64 {
+        (now / 1000) as i64 + self.exp_in
+    }
+
+    /// When the engine will consider it expired (ms): exp plus the leeway.
+    fn expires_at(&self, now: u64) -> u64 {
+        (self.exp(now).max(0) as u64) * 1000 + LEEWAY_MS
+    }
+
+    fn sign(&self, now: u64) -> String {
+        let mut claims = json!({"exp": self.exp(now)});
+        if let Some(sub) = self.sub() {
+            claims["sub"] = json!(sub);
+        }
+        if self.limited {
+            claims["rooms"] = serde_json::to_value(limited_claim()).unwrap();
+        }
+        let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes());
+        jsonwebtoken::encode(&jsonwebtoken::Header::new(Algorithm::HS256), &claims, &key).expect("sign")
+    }
 }
 
 #[derive(Debug, Clone)]
 enum Req {
     Ping,
-    Auth,
+    /// `auth` with a signed token, or (`None`) with a malformed one.
+    Auth(Option<TokenSpec>),
     RoomJoin(usize),
     RoomLeave(usize),
     PresenceJoin(usize, Option<usize>),
@@ -157,7 +212,7 @@ fn mask_of(events: &Option<Vec<usize>>) -> u8 {
 }
 
 /// The frame text for `req`, data spliced in raw.
-fn frame_text(reference: u64, req: &Req) -> String {
+fn frame_text(reference: u64, req: &Req, now: u64) -> String {
     let mut m = serde_json::Map::new();
     m.insert("ref".into(), json!(reference));
     let mut data = None;
@@ -166,8 +221,9 @@ fn frame_text(reference: u64, req: &Req) -> String {
     };
     let op = match req {
         Req::Ping => "ping",
-        Req::Auth => {
-            set(&mut m, "token", json!("not.a.jwt"));
+        Req::Auth(spec) => {
+            let token = spec.map_or("not.a.jwt".to_string(), |t| t.sign(now));
+            set(&mut m, "token", json!(token));
             "auth"
         }
         Req::RoomJoin(r) => {
@@ -274,6 +330,15 @@ fn expires_in() -> impl Strategy<Value = Option<u64>> {
     ]
 }
 
+fn token_spec() -> impl Strategy<Value = TokenSpec> {
+    (
+        prop_oneof![4 => Just(Sub::Same), 1 => (0..CLIENTS.len()).prop_map(Sub::Client), 1 => Just(Sub::None)],
+        prop::bool::weighted(0.4),
+        prop::sample::select(vec![-40i64, -10, 5, 60, 600]),
+    )
+        .prop_map(|(sub, limited, exp_in)| TokenSpec { sub, limited, exp_in })
+}
+
 fn open_kind() -> impl Strategy<Value = OpenKind> {
     prop_oneof![
         12 => (0..CLIENTS.len(), expires_in(), prop::bool::weighted(0.2))
@@ -281,13 +346,15 @@ fn open_kind() -> impl Strategy<Value = OpenKind> {
         1 => expires_in().prop_map(|expires_in| OpenKind::NoClientId { expires_in }),
         1 => Just(OpenKind::Pending),
         1 => Just(OpenKind::BadToken),
+        3 => token_spec().prop_map(|t| OpenKind::Token(TokenSpec { sub: if t.sub == Sub::Same { Sub::Client(0) } else { t.sub }, ..t })),
     ]
 }
 
 fn req() -> impl Strategy<Value = Req> {
     prop_oneof![
         1 => Just(Req::Ping),
-        1 => Just(Req::Auth),
+        1 => Just(Req::Auth(None)),
+        3 => token_spec().prop_map(|t| Req::Auth(Some(t))),
         10 => fixed_room().prop_map(Req::RoomJoin),
         4 => room().prop_map(Req::RoomLeave),
         6 => (room(), data()).prop_map(|(r, d)| Req::PresenceJoin(r, d)),
@@ -347,7 +414,7 @@ fn garbage() -> impl Strategy<Value = Vec<u8>> {
         prop::sample::select(tricky()),
         // A valid frame cut short.
         (req(), any::<prop::sample::Index>()).prop_map(|(r, i)| {
-            let text = frame_text(1, &r.map_room(|r| r % ROOMS.len())).into_bytes();
+            let text = frame_text(1, &r.map_room(|r| r % ROOMS.len()), T0).into_bytes();
             let cut = i.index(text.len());
             text[..cut].to_vec()
         }),
@@ -682,6 +749,16 @@ impl Model {
                 c.deadline = Some(now + AUTH_TIMEOUT_MS);
             }
             OpenKind::BadToken => c.ready = false,
+            OpenKind::Token(t) => {
+                if now >= t.expires_at(now) {
+                    c.ready = false;
+                } else {
+                    c.client_id = t.sub();
+                    c.limited = t.limited;
+                    c.deadline = Some(t.expires_at(now));
+                    welcome = Some(c.deadline);
+                }
+            }
         }
         let client_id = c.client_id.clone();
         self.conns.insert(conn, c);
@@ -692,10 +769,56 @@ impl Model {
                        "clientId": client_id, "expiresAt": expires_at}),
             );
         }
-        if matches!(kind, OpenKind::BadToken) {
+        if !self.conns[&conn].ready && !matches!(kind, OpenKind::Pending) {
             self.close(conn, 4001);
         }
         true
+    }
+
+    /// The first `auth`: a welcome, then the ack.
+    fn authenticate(&mut self, conn: u64, r: u64, t: &TokenSpec) {
+        let expires_at = t.expires_at(self.now);
+        let c = self.conns.get_mut(&conn).unwrap();
+        c.ready = true;
+        c.client_id = t.sub();
+        c.limited = t.limited;
+        c.deadline = Some(expires_at);
+        let client_id = c.client_id.clone();
+        self.push(
+            conn,
+            json!({"type": "welcome", "protocol": rollcall::protocol::VERSION, "id": presence_id(conn),
+                   "clientId": client_id, "expiresAt": expires_at}),
+        );
+        let mut body = json!({"expiresAt": expires_at});
+        if let Some(id) = client_id {
+            body["clientId"] = json!(id);
+        }
+        self.ack(conn, r, "auth", body);
+    }
+
+    /// A refreshed token: same `sub` only; new grants apply at once.
+    fn refresh(&mut self, conn: u64, r: u64, t: &TokenSpec) {
+        let expires_at = t.expires_at(self.now);
+        let c = self.conns.get_mut(&conn).unwrap();
+        if c.client_id != t.sub() {
+            return self.reject(conn, json!(r), "SUBJECT_MISMATCH");
+        }
+        c.limited = t.limited;
+        c.deadline = Some(expires_at);
+        let mut body = json!({"expiresAt": expires_at});
+        if let Some(id) = &c.client_id {
+            body["clientId"] = json!(id);
+        }
+        let rooms: Vec<String> = c.rooms.iter().cloned().collect();
+        self.ack(conn, r, "auth", body);
+        for room in rooms {
+            let actions = self.conns[&conn].actions(&room);
+            if !actions.subscribe {
+                self.leave_room(conn, &room);
+            } else if !actions.presence {
+                self.remove_presence(conn, &room);
+            }
+        }
     }
 
     fn tick(&mut self, dt: u64) {
@@ -736,14 +859,21 @@ impl Model {
             return self.reject(conn, Value::Null, "RATE_LIMITED");
         }
         let ready = c.ready;
-        if !ready && !matches!(req, Req::Ping | Req::Auth) {
+        if !ready && !matches!(req, Req::Ping | Req::Auth(_)) {
             return self.reject(conn, json!(r), "NOT_AUTHENTICATED");
         }
         let joined = |m: &Model, room: usize| m.conns[&conn].rooms.contains(ROOMS[room]);
         match req {
             Req::Ping => self.ack(conn, r, "ping", json!({})),
-            Req::Auth if !ready => self.close(conn, 4001),
-            Req::Auth => self.reject(conn, json!(r), "TOKEN_INVALID"),
+            Req::Auth(spec) => {
+                let valid = (*spec).filter(|t| now < t.expires_at(now));
+                match (ready, valid) {
+                    (false, None) => self.close(conn, 4001),
+                    (true, None) => self.reject(conn, json!(r), "TOKEN_INVALID"),
+                    (false, Some(t)) => self.authenticate(conn, r, &t),
+                    (true, Some(t)) => self.refresh(conn, r, &t),
+                }
+            }
             Req::RoomJoin(i) => {
                 let room = ROOMS[*i];
                 let c = &self.conns[&conn];
@@ -957,6 +1087,7 @@ fn identity(kind: &OpenKind, now: u64) -> Credentials {
         }
         OpenKind::Pending => Credentials::None,
         OpenKind::BadToken => Credentials::Token("not-a-token".into()),
+        OpenKind::Token(spec) => Credentials::Token(spec.sign(now)),
     }
 }
 
@@ -964,7 +1095,7 @@ impl Req {
     fn map_room(&self, f: impl Fn(usize) -> usize) -> Req {
         match self.clone() {
             Req::Ping => Req::Ping,
-            Req::Auth => Req::Auth,
+            Req::Auth(t) => Req::Auth(t),
             Req::RoomJoin(r) => Req::RoomJoin(f(r)),
             Req::RoomLeave(r) => Req::RoomLeave(f(r)),
             Req::PresenceJoin(r, d) => Req::PresenceJoin(f(r), d),
@@ -1002,11 +1133,17 @@ fn resolve(op: &Op, m: &Model) -> Op {
             let joined: Vec<usize> = m.conns.get(&c).map_or(Vec::new(), |mc| {
                 (0..ROOMS.len()).filter(|i| mc.rooms.contains(ROOMS[*i])).collect()
             });
-            let req = req.map_room(|r| match r {
+            let mut req = req.map_room(|r| match r {
                 r if r < JOINED => r,
                 _ if joined.is_empty() => 0,
                 r => joined[(r - JOINED) % joined.len()],
             });
+            if let Req::Auth(Some(t)) = &mut req {
+                if t.sub == Sub::Same {
+                    let own = m.conns.get(&c).and_then(|mc| mc.client_id.as_deref());
+                    t.sub = own.and_then(|id| CLIENTS.iter().position(|x| *x == id)).map_or(Sub::None, Sub::Client);
+                }
+            }
             Op::Frame(c, req)
         }
         other => other.clone(),
@@ -1050,7 +1187,7 @@ fn step_resolved(h: &mut Harness, m: &mut Model, op: &Op) -> Result<(), TestCase
             if let Req::PresenceSubscribe(i, events, _) = req {
                 subscribed = Some((*c, ROOMS[*i].to_string(), mask_of(events)));
             }
-            h.engine.handle_frame(ConnectionId(*c), frame_text(r, req).as_bytes(), h.now);
+            h.engine.handle_frame(ConnectionId(*c), frame_text(r, req, h.now).as_bytes(), h.now);
         }
         Op::Garbage(c, bytes) => {
             let expected = match request::parse(bytes, &m.limits) {

@@ -1,0 +1,181 @@
+// Types for the rollcall package (all entries: node, workerd, web).
+
+/** An action on a room, as named in the `rooms` claim. */
+export type RoomAction = 'subscribe' | 'publish' | 'presence';
+
+/** Room pattern (`*` within a `/` segment, `**` across, `?` one character) -> actions. */
+export type RoomGrants = Record<string, RoomAction[]>;
+
+export type JwtAlgorithm =
+  | 'HS256' | 'HS384' | 'HS512'
+  | 'RS256' | 'RS384' | 'RS512'
+  | 'PS256' | 'PS384' | 'PS512'
+  | 'ES256' | 'ES384' | 'EdDSA';
+
+/** One verification key: `secret` for HS*, `pem` (public key) for the others. */
+export interface JwtKey {
+  /** Matched against the token header's `kid`. */
+  kid?: string;
+  /** The only algorithm this key accepts. */
+  algorithm: JwtAlgorithm;
+  secret?: string;
+  pem?: string;
+}
+
+export interface AuthOptions {
+  /** Verification keys. Default: none (only host-asserted identities). */
+  keys?: JwtKey[];
+  /** Clock-skew allowance for exp and nbf, ms. Default 30000. */
+  leewayMs?: number;
+  /** Refuse tokens without exp. Default true. */
+  requireExp?: boolean;
+  /** Accepted issuers; empty accepts any. Default []. */
+  issuers?: string[];
+  /** Accepted audiences; empty skips the check. Default []. */
+  audiences?: string[];
+  /** Time a connection opened without credentials has to send `auth`, ms. Default 10000. */
+  authTimeoutMs?: number;
+}
+
+/** A token bucket: `burst` tokens when full, `perSecond` regained each second. */
+export interface RateLimit {
+  burst: number;
+  perSecond: number;
+}
+
+export interface Limits {
+  /** Largest frame, bytes. Default 65536. */
+  maxFrameBytes?: number;
+  /** Deepest nesting of arrays/objects in a frame. Default 32. */
+  maxJsonDepth?: number;
+  /** Longest room, event name or clientId, bytes. Default 256. */
+  maxNameBytes?: number;
+  /** Rooms one connection may have joined. Default 100. */
+  maxRoomsPerConnection?: number;
+  /** Subscriptions one connection may hold. Default 500. */
+  maxSubscriptionsPerConnection?: number;
+  /** Members of one room's presence set. Default 10000. */
+  maxMembersPerRoom?: number;
+  /** Presence data (JSON text) per member, bytes. Default 4096. */
+  maxPresenceDataBytes?: number;
+  /** Frames per connection. Default { burst: 100, perSecond: 50 }. */
+  rate?: RateLimit;
+  /** Violations before a close with 4008. Default { burst: 20, perSecond: 1 }. */
+  violations?: RateLimit;
+  /** Compiled patterns kept in the cache. Default 4096. */
+  patternCacheSize?: number;
+}
+
+export interface EngineOptions {
+  /** Prefix of presence ids ("<appId>:<connectionId>"). Default "rollcall". */
+  appId?: string;
+  auth?: AuthOptions;
+  /** Grants for tokens/identities without a `rooms` claim. Default { "**": ["subscribe", "publish", "presence"] }. */
+  defaultRoomGrants?: RoomGrants;
+  limits?: Limits;
+}
+
+/** An identity the host verified itself (API key, session). */
+export interface Identity {
+  clientId?: string | null;
+  /** Room grants; null/absent takes `defaultRoomGrants`. */
+  rooms?: RoomGrants | null;
+  /** When the credentials stop being valid (ms since the epoch): closed with 4002 then. */
+  expiresAt?: number | null;
+}
+
+/** A JWT string, `{ token }`, `{ identity }`, or nothing (the client sends an `auth` frame). */
+export type Credentials = string | { token: string } | { identity: Identity } | null | undefined;
+
+/** Send `payload` (a text frame) to every connection in `to`. */
+export interface Send {
+  to: number[];
+  payload: string;
+}
+
+export type CloseCode = 4001 | 4002 | 4003 | 4008;
+
+/** Close this connection; the engine has already forgotten it. */
+export interface CloseInstruction {
+  connection: number;
+  code: CloseCode;
+  /** AUTH_FAILED reasons are AuthError names (EXPIRED, BAD_SIGNATURE, ...). */
+  reason: string;
+}
+
+export type HostEvent =
+  | { type: 'authenticated'; connection: number; clientId: string | null }
+  | { type: 'authRefused'; connection: number; error: string }
+  | { type: 'closed'; connection: number }
+  | { type: 'roomJoined'; connection: number; room: string }
+  | { type: 'roomLeft'; connection: number; room: string }
+  | { type: 'presenceJoined'; room: string; connection: number; clientId: string; data: unknown }
+  | { type: 'presenceUpdated'; room: string; connection: number; clientId: string; data: unknown }
+  | { type: 'presenceLeft'; room: string; connection: number; clientId: string };
+
+/** Everything one host event asks of the host. Carry out sends, then closes. */
+export interface Batch {
+  sends: Send[];
+  closes: CloseInstruction[];
+  events: HostEvent[];
+  /** Call `tick` at this time (ms since the epoch), or null for never. */
+  wakeAt: number | null;
+  /** Only for `publish`: how many connections the event went to. */
+  recipients?: number;
+}
+
+export interface MemberInfo {
+  connection: number;
+  /** "<appId>:<connectionId>" */
+  id: string;
+  clientId: string;
+  data: unknown;
+}
+
+export interface ClientInfo {
+  clientId: string;
+  connections: number[];
+}
+
+export interface RoomCounts {
+  connections: number;
+  members: number;
+  clients: number;
+}
+
+export type ErrorCode =
+  | 'BAD_FRAME' | 'FRAME_TOO_LARGE' | 'TOO_DEEP' | 'UNKNOWN_OP' | 'BAD_REQUEST'
+  | 'NOT_AUTHENTICATED' | 'TOKEN_INVALID' | 'SUBJECT_MISMATCH' | 'FORBIDDEN'
+  | 'ROOM_NOT_JOINED' | 'TOO_MANY_ROOMS' | 'TOO_MANY_SUBSCRIPTIONS' | 'ROOM_FULL'
+  | 'PRESENCE_DATA_TOO_LARGE' | 'NO_CLIENT_ID' | 'RATE_LIMITED';
+
+export declare const ErrorCodes: { readonly [K in ErrorCode]: K };
+
+export declare const CloseCodes: {
+  readonly AUTH_FAILED: 4001;
+  readonly TOKEN_EXPIRED: 4002;
+  readonly AUTH_TIMEOUT: 4003;
+  readonly POLICY_VIOLATION: 4008;
+  readonly SLOW_CONSUMER: 4009;
+};
+
+/**
+ * The presence engine. Sans-IO: feed it socket events and the time; carry
+ * out the batch each call returns. `now` defaults to `Date.now()`.
+ * Methods throw only for host mistakes (bad options, a reused connection id).
+ */
+export declare class Engine {
+  constructor(options?: EngineOptions);
+  open(id: number, credentials?: Credentials, now?: number): Batch;
+  message(id: number, frame: string | Uint8Array | ArrayBuffer, now?: number): Batch;
+  close(id: number, now?: number): Batch;
+  tick(now?: number): Batch;
+  publish(room: string, event: string, data?: unknown, now?: number): Batch & { recipients: number };
+  members(room: string): MemberInfo[];
+  clients(room: string): ClientInfo[];
+  counts(room: string): RoomCounts;
+  readonly connectionCount: number;
+  readonly roomNames: string[];
+  readonly nextWake: number | null;
+  free(): void;
+}
