@@ -1,7 +1,13 @@
 //! Model-based property test: random operation sequences over a small
 //! universe (connections 1..=6 sharing clientIds "a", "b", "c"; rooms "r1",
 //! "r2", "r3") run against the [`Engine`] and against a plain reference model
-//! kept in `BTreeMap`s. After every step the two must agree on:
+//! kept in `BTreeMap`s. Connections open with host-asserted identities
+//! (some expiring), HS256 tokens (some already expired), or nothing (then
+//! `auth` or time out); tokens are refreshed with the same or another `sub`
+//! and wider or narrower room grants. Operations: room join/leave, presence
+//! join/update/leave/get/subscribe (filters, both views)/unsubscribe, event
+//! subscribe/unsubscribe/publish, host publish, host close, clock ticks with
+//! `handle_timeout`, and garbage frames. After every step the two must agree on:
 //!
 //! - every frame each connection received in that step (welcome, acks with
 //!   their snapshots, error codes, presence events in both views, messages),
@@ -28,8 +34,8 @@ use proptest::test_runner::TestCaseError;
 use rollcall::protocol::request;
 use rollcall::time::iso8601;
 use rollcall::{
-    Algorithm, ClientInfo, JwtKey, Config, ConnectionId, Credentials, Engine, Identity, Limits, MemberInfo, Output, RateLimit,
-    RoomAction, RoomCounts,
+    Algorithm, ClientInfo, Config, ConnectionId, Credentials, Engine, Identity, JwtKey, Limits, MemberInfo, Output,
+    RateLimit, RoomAction, RoomCounts,
 };
 use serde_json::{json, Value};
 
@@ -346,7 +352,11 @@ fn open_kind() -> impl Strategy<Value = OpenKind> {
         1 => expires_in().prop_map(|expires_in| OpenKind::NoClientId { expires_in }),
         1 => Just(OpenKind::Pending),
         1 => Just(OpenKind::BadToken),
-        3 => token_spec().prop_map(|t| OpenKind::Token(TokenSpec { sub: if t.sub == Sub::Same { Sub::Client(0) } else { t.sub }, ..t })),
+        // At open there is no "own" clientId: `Same` means client "a".
+        3 => token_spec().prop_map(|t| {
+            let sub = if t.sub == Sub::Same { Sub::Client(0) } else { t.sub };
+            OpenKind::Token(TokenSpec { sub, ..t })
+        }),
     ]
 }
 
@@ -437,11 +447,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn subscribe_req() -> impl Strategy<Value = Req> {
-    (
-        room(),
-        prop_oneof![3 => Just(None), 1 => prop::collection::vec(0..KINDS.len(), 1..4).prop_map(Some)],
-        view(),
-    )
+    (room(), prop_oneof![3 => Just(None), 1 => prop::collection::vec(0..KINDS.len(), 1..4).prop_map(Some)], view())
         .prop_map(|(r, e, v)| Req::PresenceSubscribe(r, e, v))
 }
 
@@ -616,7 +622,14 @@ struct Model {
 
 impl Model {
     fn new(limits: Limits) -> Model {
-        Model { now: T0, limits, conns: BTreeMap::new(), rooms: BTreeMap::new(), out: BTreeMap::new(), closes: Vec::new() }
+        Model {
+            now: T0,
+            limits,
+            conns: BTreeMap::new(),
+            rooms: BTreeMap::new(),
+            out: BTreeMap::new(),
+            closes: Vec::new(),
+        }
     }
 
     fn push(&mut self, conn: u64, frame: Value) {
@@ -1130,9 +1143,10 @@ fn resolve(op: &Op, m: &Model) -> Op {
         Op::Garbage(c, bytes) => Op::Garbage(conn(*c), bytes.clone()),
         Op::Frame(c, req) => {
             let c = conn(*c);
-            let joined: Vec<usize> = m.conns.get(&c).map_or(Vec::new(), |mc| {
-                (0..ROOMS.len()).filter(|i| mc.rooms.contains(ROOMS[*i])).collect()
-            });
+            let joined: Vec<usize> = m
+                .conns
+                .get(&c)
+                .map_or(Vec::new(), |mc| (0..ROOMS.len()).filter(|i| mc.rooms.contains(ROOMS[*i])).collect());
             let mut req = req.map_room(|r| match r {
                 r if r < JOINED => r,
                 _ if joined.is_empty() => 0,
@@ -1362,8 +1376,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
         next_ref: 0,
     };
     for (i, op) in ops.iter().enumerate() {
-        step(&mut h, &mut model, op)
-            .map_err(|e| TestCaseError::fail(format!("step {i} ({op:?}): {e}")))?;
+        step(&mut h, &mut model, op).map_err(|e| TestCaseError::fail(format!("step {i} ({op:?}): {e}")))?;
     }
     // Closing everything empties every room and the engine.
     for c in 1..=CONNS {
