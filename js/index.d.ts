@@ -93,7 +93,8 @@ export interface Send {
   payload: string;
 }
 
-export type CloseCode = 4001 | 4002 | 4003 | 4008;
+/** 4009 (SLOW_CONSUMER) comes from host adapters, not the engine. */
+export type CloseCode = 4001 | 4002 | 4003 | 4008 | 4009;
 
 /** Close this connection; the engine has already forgotten it. */
 export interface CloseInstruction {
