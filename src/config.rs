@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::permissions::PermissionClaim;
 use crate::auth::RoomAction;
 use crate::rate::RateLimit;
 
@@ -21,6 +22,9 @@ pub struct Config {
     /// Room grants for tokens and identities that carry no `rooms` claim.
     /// Default: every action on every room (`{"**": ["subscribe","publish","presence"]}`).
     pub default_room_grants: BTreeMap<String, Vec<RoomAction>>,
+    /// Object permissions for tokens and identities that carry no `per`
+    /// claim. Default: none (`{}`): such connections read no object.
+    pub default_permissions: PermissionClaim,
     pub limits: Limits,
 }
 
@@ -33,6 +37,7 @@ impl Default for Config {
                 "**".to_string(),
                 vec![RoomAction::Subscribe, RoomAction::Publish, RoomAction::Presence],
             )]),
+            default_permissions: PermissionClaim::new(),
             limits: Limits::default(),
         }
     }
@@ -108,11 +113,18 @@ pub struct Limits {
     pub max_presence_data_bytes: usize,
     /// Frames a connection may send: burst 100, then 50 per second.
     pub rate: RateLimit,
-    /// Violations (bad frames, refused operations) a connection may commit
-    /// before it is closed with 4008: burst 20, forgiven 1 per second.
+    /// Violations a connection may commit before it is closed with 4008:
+    /// burst 20, forgiven 1 per second. Which errors count:
+    /// [`ErrorCode::is_violation`](crate::ErrorCode::is_violation).
     pub violations: RateLimit,
     /// Compiled patterns kept in the cache. Default 4 096.
     pub pattern_cache_size: usize,
+    /// Realms the engine holds at once. Default 10 000.
+    pub max_realms: usize,
+    /// Objects in one realm. Default 1 000 000.
+    pub max_objects_per_realm: usize,
+    /// Size of one object's data (JSON text), in bytes. Default 16 384.
+    pub max_object_data_bytes: usize,
 }
 
 impl Default for Limits {
@@ -128,6 +140,9 @@ impl Default for Limits {
             rate: RateLimit { burst: 100, per_second: 50 },
             violations: RateLimit { burst: 20, per_second: 1 },
             pattern_cache_size: 4096,
+            max_realms: 10_000,
+            max_objects_per_realm: 1_000_000,
+            max_object_data_bytes: 16 * 1024,
         }
     }
 }

@@ -50,6 +50,16 @@ pub enum ErrorCode {
     NoClientId,
     /// The connection sends faster than `limits.rate`.
     RateLimited,
+    /// `object.create` of an id that exists.
+    ObjectExists,
+    /// The object does not exist (or was deleted).
+    ObjectNotFound,
+    /// Object data is larger than `limits.max_object_data_bytes`.
+    ObjectDataTooLarge,
+    /// The realm holds `limits.max_objects_per_realm` objects.
+    RealmFull,
+    /// The engine holds `limits.max_realms` realms.
+    TooManyRealms,
 }
 
 impl ErrorCode {
@@ -71,6 +81,11 @@ impl ErrorCode {
             ErrorCode::PresenceDataTooLarge => "PRESENCE_DATA_TOO_LARGE",
             ErrorCode::NoClientId => "NO_CLIENT_ID",
             ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::ObjectExists => "OBJECT_EXISTS",
+            ErrorCode::ObjectNotFound => "OBJECT_NOT_FOUND",
+            ErrorCode::ObjectDataTooLarge => "OBJECT_DATA_TOO_LARGE",
+            ErrorCode::RealmFull => "REALM_FULL",
+            ErrorCode::TooManyRealms => "TOO_MANY_REALMS",
         }
     }
 
@@ -85,6 +100,10 @@ impl ErrorCode {
                 | ErrorCode::SubjectMismatch
                 | ErrorCode::Forbidden
                 | ErrorCode::RoomNotJoined
+                | ErrorCode::ObjectExists
+                | ErrorCode::ObjectNotFound
+                | ErrorCode::RealmFull
+                | ErrorCode::TooManyRealms
         )
     }
 }
@@ -182,6 +201,8 @@ pub enum ConfigError {
     Pattern(PatternError),
     /// A limit is zero where zero makes no sense.
     Limit(&'static str),
+    /// The default object permissions are invalid.
+    Permissions(String),
 }
 
 impl fmt::Display for ConfigError {
@@ -190,6 +211,7 @@ impl fmt::Display for ConfigError {
             ConfigError::Key { kid, why } => write!(f, "key {kid:?}: {why}"),
             ConfigError::Pattern(e) => write!(f, "{e}"),
             ConfigError::Limit(name) => write!(f, "limit {name} must be greater than zero"),
+            ConfigError::Permissions(why) => write!(f, "defaultPermissions: {why}"),
         }
     }
 }

@@ -45,6 +45,7 @@
 //! None on any input. Every limit is in [`Limits`], with its default.
 
 pub mod auth;
+mod cache;
 pub mod config;
 pub mod engine;
 pub mod error;
@@ -56,7 +57,8 @@ pub mod time;
 pub use auth::{AuthError, Identity, RoomAction};
 pub use config::{Algorithm, AuthConfig, Config, JwtKey, Limits};
 pub use engine::{
-    ClientInfo, Close, ConnectionId, Credentials, Engine, HostEvent, MemberInfo, Output, RoomCounts, Transmit,
+    ClientInfo, Close, ConnectionId, ConnectionStatus, Credentials, Engine, HostEvent, MemberInfo, ObjectInfo, Output,
+    RoomCounts, Transmit, CONNECTION_STATUS_CHANGED,
 };
 pub use error::{CloseCode, ConfigError, Error, ErrorCode};
 pub use rate::RateLimit;

@@ -5,11 +5,12 @@
 //! and shared: a [`PatternCache`] hands out the same compiled pattern for
 //! the same source text.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
 use globset::{GlobBuilder, GlobMatcher};
+
+use crate::cache::SharedCache;
 
 /// Why a pattern was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +87,15 @@ impl Pattern {
         &self.source
     }
 
+    /// The part before the first wildcard: every id the pattern matches
+    /// starts with it (used to scan sorted ids by range).
+    pub fn literal_prefix(&self) -> &str {
+        match &self.matcher {
+            Matcher::Everything => "",
+            _ => self.source.split(['*', '?']).next().unwrap_or(""),
+        }
+    }
+
     /// Whether the pattern has no wildcard at all.
     pub fn is_literal(&self) -> bool {
         matches!(self.matcher, Matcher::Literal)
@@ -117,30 +127,21 @@ fn escape_literals(source: &str) -> String {
     out
 }
 
-/// Hands out one shared compiled [`Pattern`] per source text. Bounded: when
-/// full it starts over (patterns still in use stay alive through their `Arc`).
+/// Hands out one shared compiled [`Pattern`] per source text (bounded).
 #[derive(Debug)]
 pub struct PatternCache {
     max_len: usize,
-    capacity: usize,
-    patterns: HashMap<Box<str>, Arc<Pattern>>,
+    patterns: SharedCache<String, Pattern>,
 }
 
 impl PatternCache {
     pub fn new(max_len: usize, capacity: usize) -> Self {
-        PatternCache { max_len, capacity: capacity.max(1), patterns: HashMap::new() }
+        PatternCache { max_len, patterns: SharedCache::new(capacity) }
     }
 
     pub fn get(&mut self, source: &str) -> Result<Arc<Pattern>, PatternError> {
-        if let Some(p) = self.patterns.get(source) {
-            return Ok(Arc::clone(p));
-        }
-        let p = Arc::new(Pattern::compile(source, self.max_len)?);
-        if self.patterns.len() >= self.capacity {
-            self.patterns.clear();
-        }
-        self.patterns.insert(source.into(), Arc::clone(&p));
-        Ok(p)
+        let max_len = self.max_len;
+        self.patterns.get_or_try_insert(source, || Pattern::compile(source, max_len))
     }
 }
 

@@ -8,7 +8,7 @@ use crate::time::Millis;
 /// The shape of a token bucket: how many tokens it holds when full, and how
 /// many it regains per second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RateLimit {
     /// Tokens in a full bucket: the largest burst allowed.
     pub burst: u32,

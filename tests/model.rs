@@ -1094,9 +1094,10 @@ fn identity(kind: &OpenKind, now: u64) -> Credentials {
             client_id: Some(CLIENTS[*client].to_string()),
             rooms: limited.then(limited_claim),
             expires_at: expires_in.map(|d| now + d),
+            ..Identity::default()
         }),
         OpenKind::NoClientId { expires_in } => {
-            Credentials::Identity(Identity { client_id: None, rooms: None, expires_at: expires_in.map(|d| now + d) })
+            Credentials::Identity(Identity { expires_at: expires_in.map(|d| now + d), ..Identity::default() })
         }
         OpenKind::Pending => Credentials::None,
         OpenKind::BadToken => Credentials::Token("not-a-token".into()),

@@ -4,10 +4,11 @@
 //! connection whose claim is equal, so ten thousand connections with the
 //! same token shape hold one compiled set.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::auth::RoomAction;
+use crate::cache::SharedCache;
 use crate::pattern::{Pattern, PatternCache, PatternError};
 
 /// A set of [`RoomAction`]s.
@@ -55,38 +56,23 @@ impl RoomGrants {
 
 pub type RoomClaim = BTreeMap<String, Vec<RoomAction>>;
 
-/// Shares compiled grants between equal claims. Bounded like the pattern cache.
-#[derive(Debug)]
-pub(crate) struct GrantCache {
-    capacity: usize,
-    grants: HashMap<RoomClaim, Arc<RoomGrants>>,
-}
+/// Shares compiled grants between equal claims.
+pub(crate) type GrantCache = SharedCache<RoomClaim, RoomGrants>;
 
-impl GrantCache {
-    pub(crate) fn new(capacity: usize) -> Self {
-        GrantCache { capacity: capacity.max(1), grants: HashMap::new() }
-    }
-
-    pub(crate) fn get(
-        &mut self,
-        claim: &RoomClaim,
-        patterns: &mut PatternCache,
-    ) -> Result<Arc<RoomGrants>, PatternError> {
-        if let Some(g) = self.grants.get(claim) {
-            return Ok(Arc::clone(g));
-        }
+/// Compiles a `rooms` claim through the shared caches.
+pub(crate) fn compile(
+    claim: &RoomClaim,
+    cache: &mut GrantCache,
+    patterns: &mut PatternCache,
+) -> Result<Arc<RoomGrants>, PatternError> {
+    cache.get_or_try_insert(claim, || {
         let mut entries = Vec::with_capacity(claim.len());
         for (pattern, actions) in claim {
             let actions = actions.iter().fold(Actions::NONE, |acc, a| acc.with(*a));
             entries.push((patterns.get(pattern)?, actions));
         }
-        let grants = Arc::new(RoomGrants { entries });
-        if self.grants.len() >= self.capacity {
-            self.grants.clear();
-        }
-        self.grants.insert(claim.clone(), Arc::clone(&grants));
-        Ok(grants)
-    }
+        Ok(RoomGrants { entries })
+    })
 }
 
 #[cfg(test)]
@@ -101,11 +87,11 @@ mod tests {
             ("chat/*".to_string(), vec![RoomAction::Subscribe]),
             ("chat/lobby".to_string(), vec![RoomAction::Presence]),
         ]);
-        let g = cache.get(&claim, &mut patterns).unwrap();
+        let g = compile(&claim, &mut cache, &mut patterns).unwrap();
         let a = g.actions_for("chat/lobby");
         assert!(a.allows(RoomAction::Subscribe) && a.allows(RoomAction::Presence));
         assert!(!a.allows(RoomAction::Publish));
         assert_eq!(g.actions_for("other"), Actions::NONE);
-        assert!(Arc::ptr_eq(&g, &cache.get(&claim.clone(), &mut patterns).unwrap()));
+        assert!(Arc::ptr_eq(&g, &compile(&claim.clone(), &mut cache, &mut patterns).unwrap()));
     }
 }

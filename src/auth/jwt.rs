@@ -7,6 +7,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
+use crate::auth::permissions::{PermissionClaim, ProviderClaim};
 use crate::auth::{AuthError, Identity, RoomAction};
 use crate::config::{AuthConfig, JwtKey};
 use crate::error::ConfigError;
@@ -19,6 +20,8 @@ struct Claims {
     exp: Option<f64>,
     nbf: Option<f64>,
     rooms: Option<BTreeMap<String, Vec<RoomAction>>>,
+    per: Option<PermissionClaim>,
+    dpv: Option<ProviderClaim>,
 }
 
 struct Key {
@@ -112,7 +115,7 @@ impl Verifier {
                 return Err(AuthError::NotYetValid);
             }
         }
-        Ok(Identity { client_id: claims.sub, rooms: claims.rooms, expires_at })
+        Ok(Identity { client_id: claims.sub, rooms: claims.rooms, expires_at, per: claims.per, dpv: claims.dpv })
     }
 }
 

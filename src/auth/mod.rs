@@ -6,6 +6,7 @@
 
 pub mod grants;
 pub mod jwt;
+pub mod permissions;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -41,6 +42,12 @@ pub struct Identity {
     /// When the credentials stop being valid (ms); the engine closes the
     /// connection then with 4002 unless it was refreshed.
     pub expires_at: Option<Millis>,
+    /// The `per` claim: realm (or `*`) -> id pattern -> CRUD letters.
+    /// `None` takes the configuration's `default_permissions`.
+    pub per: Option<permissions::PermissionClaim>,
+    /// The `dpv` claim: realm (or `*`) -> id patterns this connection is a
+    /// data provider for.
+    pub dpv: Option<permissions::ProviderClaim>,
 }
 
 /// Why a token or an asserted identity was refused.

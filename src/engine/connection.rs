@@ -3,7 +3,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use std::collections::BTreeSet;
+
+use crate::auth::permissions::{Permissions, Provides};
 use crate::auth::{Actions, RoomGrants};
+use crate::engine::objects::RealmSub;
 use crate::config::Limits;
 use crate::rate::TokenBucket;
 use crate::time::Millis;
@@ -30,20 +34,28 @@ pub(crate) struct Connection {
     pub client_id: Option<Arc<str>>,
     pub auth: AuthState,
     pub rooms: BTreeMap<String, JoinedRoom>,
+    /// Subscriptions held, rooms and realms together.
     pub subscriptions: usize,
+    pub permissions: Arc<Permissions>,
+    /// What this connection is a data provider for, if anything.
+    pub provides: Option<Arc<Provides>>,
+    pub realm_subs: BTreeSet<RealmSub>,
     pub deadline: Option<Millis>,
     pub rate: TokenBucket,
     pub violations: TokenBucket,
 }
 
 impl Connection {
-    pub(crate) fn new(presence_id: Arc<str>, limits: &Limits, now: Millis) -> Self {
+    pub(crate) fn new(presence_id: Arc<str>, permissions: Arc<Permissions>, limits: &Limits, now: Millis) -> Self {
         Connection {
             presence_id,
             client_id: None,
             auth: AuthState::Pending,
             rooms: BTreeMap::new(),
             subscriptions: 0,
+            permissions,
+            provides: None,
+            realm_subs: BTreeSet::new(),
             deadline: None,
             rate: TokenBucket::full(limits.rate, now),
             violations: TokenBucket::full(limits.violations, now),

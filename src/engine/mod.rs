@@ -2,7 +2,9 @@
 //! with [`Output`]s. See the crate docs for the run loop.
 
 mod connection;
+mod objects;
 pub mod output;
+mod realm;
 mod room;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -11,7 +13,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::auth::grants::GrantCache;
+use crate::auth::grants::{self, GrantCache};
+use crate::auth::permissions::{self, PermissionCache, Permissions, Provides, ProvidesCache};
 use crate::auth::jwt::Verifier;
 use crate::auth::{AuthError, Identity, RoomAction, RoomGrants};
 use crate::config::Config;
@@ -24,7 +27,16 @@ use crate::time::{iso8601, Millis};
 use connection::{AuthState, Connection, JoinedRoom};
 use room::{Member, PresenceSub, Room, Upsert};
 
+pub use objects::{ObjectInfo, CONNECTION_STATUS_CHANGED};
 pub use output::{Close, ConnectionId, HostEvent, Output, Transmit};
+pub use realm::ConnectionStatus;
+
+/// What a verified identity may do, compiled and shared.
+struct Rights {
+    grants: Arc<RoomGrants>,
+    permissions: Arc<Permissions>,
+    provides: Option<Arc<Provides>>,
+}
 
 /// How a connection proves who it is when it opens.
 #[derive(Debug, Clone)]
@@ -82,8 +94,15 @@ pub struct Engine {
     patterns: PatternCache,
     grants: GrantCache,
     default_grants: Arc<RoomGrants>,
+    permission_cache: PermissionCache,
+    provides_cache: ProvidesCache,
+    default_permissions: Arc<Permissions>,
+    /// The empty set, for connections that have not authenticated.
+    no_permissions: Arc<Permissions>,
     connections: HashMap<ConnectionId, Connection>,
     rooms: HashMap<String, Room>,
+    realms: HashMap<String, realm::Realm>,
+    providers: realm::ProviderIndex,
     deadlines: BTreeSet<(Millis, ConnectionId)>,
     outputs: VecDeque<Output>,
 }
@@ -97,6 +116,8 @@ impl Engine {
             ("maxJsonDepth", limits.max_json_depth),
             ("maxNameBytes", limits.max_name_bytes),
             ("patternCacheSize", limits.pattern_cache_size),
+            ("rate.burst", limits.rate.burst as usize),
+            ("violations.burst", limits.violations.burst as usize),
         ] {
             if value == 0 {
                 return Err(ConfigError::Limit(name).into());
@@ -106,15 +127,29 @@ impl Engine {
         let mut patterns = PatternCache::new(limits.max_name_bytes, limits.pattern_cache_size);
         let mut grants = GrantCache::new(limits.pattern_cache_size);
         let default_grants =
-            grants.get(&config.default_room_grants, &mut patterns).map_err(ConfigError::Pattern)?;
+            grants::compile(&config.default_room_grants, &mut grants, &mut patterns).map_err(ConfigError::Pattern)?;
+        let cache_size = limits.pattern_cache_size;
+        let mut permission_cache = PermissionCache::new(cache_size);
+        let default_permissions =
+            permissions::compile_permissions(&config.default_permissions, &mut permission_cache, &mut patterns)
+                .map_err(ConfigError::Permissions)?;
+        let no_permissions =
+            permissions::compile_permissions(&Default::default(), &mut permission_cache, &mut patterns)
+                .map_err(ConfigError::Permissions)?;
         Ok(Engine {
             config,
             verifier,
             patterns,
             grants,
             default_grants,
+            permission_cache,
+            provides_cache: ProvidesCache::new(cache_size),
+            default_permissions,
+            no_permissions,
             connections: HashMap::new(),
             rooms: HashMap::new(),
+            realms: HashMap::new(),
+            providers: realm::ProviderIndex::default(),
             deadlines: BTreeSet::new(),
             outputs: VecDeque::new(),
         })
@@ -135,17 +170,18 @@ impl Engine {
         }
         let identity = match credentials {
             Credentials::Identity(identity) => {
-                let grants = self.grants_for(&identity).map_err(Error::Identity)?;
-                Some(Ok((identity, grants)))
+                let rights = self.rights_for(&identity).map_err(Error::Identity)?;
+                Some(Ok((identity, rights)))
             }
             Credentials::Token(token) => Some(self.verify(&token, now)),
             Credentials::None => None,
         };
         let presence_id: Arc<str> = format!("{}:{}", self.config.app_id, conn.0).into();
-        self.connections.insert(conn, Connection::new(presence_id, &self.config.limits, now));
+        let none = Arc::clone(&self.no_permissions);
+        self.connections.insert(conn, Connection::new(presence_id, none, &self.config.limits, now));
         match identity {
             None => self.set_deadline(conn, Some(now.saturating_add(self.config.auth.auth_timeout_ms))),
-            Some(Ok((identity, grants))) => self.become_ready(conn, identity, grants),
+            Some(Ok((identity, rights))) => self.become_ready(conn, identity, rights, now),
             Some(Err(error)) => self.refuse(conn, error, now),
         }
         Ok(())
@@ -208,6 +244,22 @@ impl Engine {
             Request::Subscribe { room, event } => self.subscribe(conn, r, &room, event),
             Request::Unsubscribe { room, event } => self.unsubscribe(conn, r, "unsubscribe", &room, Some(&event)),
             Request::Publish { room, event, data } => self.publish_from(conn, r, &room, &event, data, now),
+            Request::ObjectCreate { realm, id, data } => self.object_create(conn, r, &realm, id, data, now),
+            Request::ObjectUpdate { realm, id, data } => self.object_update(conn, r, &realm, id, data, now),
+            Request::ObjectDelete { realm, id } => self.object_delete(conn, r, &realm, id, now),
+            Request::ObjectGet { realm, id } => self.object_get(conn, r, &realm, &id),
+            Request::ObjectList { realm, pattern } => self.object_list(conn, r, &realm, pattern.as_deref()),
+            Request::ObjectSubscribe { realm, pattern } => self.realm_subscribe(conn, r, &realm, None, pattern),
+            Request::ObjectUnsubscribe { realm, pattern } => self.realm_unsubscribe(conn, r, &realm, None, pattern),
+            Request::RealmSubscribe { realm, event, pattern } => {
+                self.realm_subscribe(conn, r, &realm, Some(event), pattern)
+            }
+            Request::RealmUnsubscribe { realm, event, pattern } => {
+                self.realm_unsubscribe(conn, r, &realm, Some(event), pattern)
+            }
+            Request::RealmPublish { realm, event, id, data } => {
+                self.realm_publish(conn, r, &realm, &event, id.as_deref(), data, now)
+            }
         };
         if let Err(Refusal(code, message)) = result {
             self.reject(conn, r, code, &message, now);
@@ -331,31 +383,43 @@ impl Engine {
 
     // ---- authentication -----------------------------------------------
 
-    fn verify(&mut self, token: &str, now: Millis) -> Result<(Identity, Arc<RoomGrants>), AuthError> {
+    fn verify(&mut self, token: &str, now: Millis) -> Result<(Identity, Rights), AuthError> {
         let identity = self.verifier.verify(token, now)?;
-        let grants = self.grants_for(&identity)?;
-        Ok((identity, grants))
+        let rights = self.rights_for(&identity)?;
+        Ok((identity, rights))
     }
 
-    fn grants_for(&mut self, identity: &Identity) -> Result<Arc<RoomGrants>, AuthError> {
+    /// Compiles (or finds, shared) what an identity's claims allow.
+    fn rights_for(&mut self, identity: &Identity) -> Result<Rights, AuthError> {
         if let Some(id) = &identity.client_id {
             request::check_name(id, "clientId", self.config.limits.max_name_bytes).map_err(AuthError::BadClaims)?;
         }
-        match &identity.rooms {
-            None => Ok(Arc::clone(&self.default_grants)),
-            Some(claim) => self
-                .grants
-                .get(claim, &mut self.patterns)
-                .map_err(|e| AuthError::BadClaims(e.to_string())),
-        }
+        let grants = match &identity.rooms {
+            None => Arc::clone(&self.default_grants),
+            Some(claim) => grants::compile(claim, &mut self.grants, &mut self.patterns)
+                .map_err(|e| AuthError::BadClaims(e.to_string()))?,
+        };
+        let permissions = match &identity.per {
+            None => Arc::clone(&self.default_permissions),
+            Some(claim) => permissions::compile_permissions(claim, &mut self.permission_cache, &mut self.patterns)
+                .map_err(AuthError::BadClaims)?,
+        };
+        let provides = match &identity.dpv {
+            Some(claim) if !claim.is_empty() => Some(
+                permissions::compile_provides(claim, &mut self.provides_cache, &mut self.patterns)
+                    .map_err(AuthError::BadClaims)?,
+            ),
+            _ => None,
+        };
+        Ok(Rights { grants, permissions, provides })
     }
 
     /// The first `auth` frame: a welcome, then the ack its `ref` waits for.
     fn authenticate(&mut self, conn: ConnectionId, r: Option<&RawValue>, token: &str, now: Millis) {
         match self.verify(token, now) {
-            Ok((identity, grants)) => {
+            Ok((identity, rights)) => {
                 let (client_id, expires_at) = (identity.client_id.clone(), identity.expires_at);
-                self.become_ready(conn, identity, grants);
+                self.become_ready(conn, identity, rights, now);
                 let body = AckBody { client_id: client_id.as_deref(), expires_at, ..AckBody::default() };
                 self.ack(conn, r, "auth", body);
             }
@@ -363,15 +427,18 @@ impl Engine {
         }
     }
 
-    fn become_ready(&mut self, conn: ConnectionId, identity: Identity, grants: Arc<RoomGrants>) {
+    /// Welcomes a connection; a data provider turns its objects `connected`.
+    fn become_ready(&mut self, conn: ConnectionId, identity: Identity, rights: Rights, now: Millis) {
         let Some(c) = self.connections.get_mut(&conn) else { return };
         c.client_id = identity.client_id.map(Arc::from);
-        c.auth = AuthState::Ready { grants };
+        c.auth = AuthState::Ready { grants: rights.grants };
+        c.permissions = rights.permissions;
         let payload = reply::welcome(&c.presence_id, c.client_id.as_deref(), identity.expires_at);
         let client_id = c.client_id.as_ref().map(|s| s.to_string());
         self.set_deadline(conn, identity.expires_at);
         self.send(vec![conn], payload);
         self.event(HostEvent::Authenticated { connection: conn, client_id });
+        self.set_provides(conn, rights.provides, now);
     }
 
     fn refuse(&mut self, conn: ConnectionId, error: AuthError, now: Millis) {
@@ -383,13 +450,15 @@ impl Engine {
     /// `auth` on an authenticated connection: a refreshed token for the same
     /// subject. New grants apply at once (rooms no longer allowed are left).
     fn refresh(&mut self, conn: ConnectionId, r: Option<&RawValue>, token: &str, now: Millis) -> OpResult {
-        let (identity, grants) =
+        let (identity, rights) =
             self.verify(token, now).map_err(|e| Refusal(ErrorCode::TokenInvalid, format!("token refused: {e}")))?;
+        let grants = rights.grants;
         let c = self.conn(conn)?;
         if identity.client_id.as_deref() != c.client_id.as_deref() {
             return Err(Refusal(ErrorCode::SubjectMismatch, "a refreshed token must have the same `sub`".into()));
         }
         c.auth = AuthState::Ready { grants: Arc::clone(&grants) };
+        c.permissions = rights.permissions;
         let updates: Vec<(String, crate::auth::Actions)> =
             c.rooms.keys().map(|room| (room.clone(), grants.actions_for(room))).collect();
         self.set_deadline(conn, identity.expires_at);
@@ -407,6 +476,7 @@ impl Engine {
                 j.actions = actions;
             }
         }
+        self.set_provides(conn, rights.provides, now);
         Ok(())
     }
 
@@ -665,6 +735,8 @@ impl Engine {
         for room in rooms {
             self.leave_room(conn, &room, now);
         }
+        self.drop_all_realm_subs(conn);
+        self.set_provides(conn, None, now);
         self.set_deadline(conn, None);
         self.connections.remove(&conn);
         self.event(HostEvent::Closed { connection: conn });

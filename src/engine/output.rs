@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::auth::AuthError;
+use crate::engine::realm::ConnectionStatus;
 use crate::error::CloseCode;
 
 /// A host-chosen connection id, unique among the engine's live connections.
@@ -64,4 +65,7 @@ pub enum HostEvent {
     PresenceJoined { room: String, connection: ConnectionId, client_id: String, data: Option<String> },
     PresenceUpdated { room: String, connection: ConnectionId, client_id: String, data: Option<String> },
     PresenceLeft { room: String, connection: ConnectionId, client_id: String },
+    /// An object's `connectionStatus` changed (its first provider came or
+    /// its last one went).
+    ObjectStatusChanged { realm: String, id: String, status: ConnectionStatus },
 }

@@ -23,6 +23,15 @@ pub struct ClientFrame<'a> {
     pub connections: Vec<MemberFrame<'a>>,
 }
 
+/// An object as sent to clients.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectFrame<'a> {
+    pub id: &'a str,
+    pub data: Option<&'a RawValue>,
+    pub connection_status: &'a str,
+}
+
 /// Optional parts of an `ack`.
 #[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -37,6 +46,10 @@ pub struct AckBody<'a> {
     pub expires_at: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recipients: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object: Option<ObjectFrame<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub objects: Option<Vec<ObjectFrame<'a>>>,
 }
 
 #[derive(Serialize)]
@@ -72,6 +85,17 @@ enum Out<'a> {
         room: &'a str,
         event: &'a str,
         timestamp: &'a str,
+        from: Option<From<'a>>,
+        data: Option<&'a RawValue>,
+    },
+    /// A change to an object, for object subscribers.
+    Object { realm: &'a str, event: &'a str, timestamp: &'a str, object: ObjectFrame<'a> },
+    /// A realm event (`connectionStatusChanged` or a published one).
+    Event {
+        realm: &'a str,
+        event: &'a str,
+        timestamp: &'a str,
+        id: Option<&'a str>,
         from: Option<From<'a>>,
         data: Option<&'a RawValue>,
     },
@@ -140,4 +164,21 @@ pub fn message(
         from: from.map(|(id, client_id)| From { id, client_id }),
         data,
     })
+}
+
+/// A change to an object: `create`, `update`, `delete` or `status`.
+pub fn object(realm: &str, event: &str, timestamp: &str, object: ObjectFrame<'_>) -> String {
+    to_text(&Out::Object { realm, event, timestamp, object })
+}
+
+/// A realm event; `from` is `None` for the engine's or the host's own.
+pub fn realm_event(
+    realm: &str,
+    event: &str,
+    timestamp: &str,
+    id: Option<&str>,
+    from: Option<(&str, Option<&str>)>,
+    data: Option<&RawValue>,
+) -> String {
+    to_text(&Out::Event { realm, event, timestamp, id, from: from.map(|(id, client_id)| From { id, client_id }), data })
 }

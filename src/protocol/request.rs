@@ -71,6 +71,17 @@ pub enum Request<'a> {
     Subscribe { room: String, event: String },
     Unsubscribe { room: String, event: String },
     Publish { room: String, event: String, data: Option<&'a RawValue> },
+    ObjectCreate { realm: String, id: String, data: Option<&'a RawValue> },
+    ObjectUpdate { realm: String, id: String, data: Option<&'a RawValue> },
+    ObjectDelete { realm: String, id: String },
+    ObjectGet { realm: String, id: String },
+    /// `pattern: None` is every id.
+    ObjectList { realm: String, pattern: Option<String> },
+    ObjectSubscribe { realm: String, pattern: Option<String> },
+    ObjectUnsubscribe { realm: String, pattern: Option<String> },
+    RealmSubscribe { realm: String, event: String, pattern: Option<String> },
+    RealmUnsubscribe { realm: String, event: String, pattern: Option<String> },
+    RealmPublish { realm: String, event: String, id: Option<String>, data: Option<&'a RawValue> },
 }
 
 impl Request<'_> {
@@ -115,6 +126,12 @@ struct RawFrame<'a> {
     token: Option<&'a RawValue>,
     #[serde(borrow, default)]
     data: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    realm: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pattern: Option<&'a RawValue>,
 }
 
 const MAX_REF_BYTES: usize = 64;
@@ -187,6 +204,46 @@ pub fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Frame<'a>, Rejectio
             event: fields.event(false).map_err(bad)?,
             data: raw.data,
         },
+        "object.create" => Request::ObjectCreate {
+            realm: fields.realm().map_err(bad)?,
+            id: fields.id().map_err(bad)?,
+            data: raw.data,
+        },
+        "object.update" => Request::ObjectUpdate {
+            realm: fields.realm().map_err(bad)?,
+            id: fields.id().map_err(bad)?,
+            data: raw.data,
+        },
+        "object.delete" => Request::ObjectDelete { realm: fields.realm().map_err(bad)?, id: fields.id().map_err(bad)? },
+        "object.get" => Request::ObjectGet { realm: fields.realm().map_err(bad)?, id: fields.id().map_err(bad)? },
+        "object.list" => {
+            Request::ObjectList { realm: fields.realm().map_err(bad)?, pattern: fields.pattern().map_err(bad)? }
+        }
+        "object.subscribe" => {
+            Request::ObjectSubscribe { realm: fields.realm().map_err(bad)?, pattern: fields.pattern().map_err(bad)? }
+        }
+        "object.unsubscribe" => {
+            Request::ObjectUnsubscribe { realm: fields.realm().map_err(bad)?, pattern: fields.pattern().map_err(bad)? }
+        }
+        "realm.subscribe" => Request::RealmSubscribe {
+            realm: fields.realm().map_err(bad)?,
+            event: fields.event(true).map_err(bad)?,
+            pattern: fields.pattern().map_err(bad)?,
+        },
+        "realm.unsubscribe" => Request::RealmUnsubscribe {
+            realm: fields.realm().map_err(bad)?,
+            event: fields.event(true).map_err(bad)?,
+            pattern: fields.pattern().map_err(bad)?,
+        },
+        "realm.publish" => Request::RealmPublish {
+            realm: fields.realm().map_err(bad)?,
+            event: fields.event(false).map_err(bad)?,
+            id: match raw.id {
+                Some(_) => Some(fields.id().map_err(bad)?),
+                None => None,
+            },
+            data: raw.data,
+        },
         _ => {
             return Err(Rejection {
                 reference,
@@ -215,6 +272,29 @@ impl Fields<'_, '_> {
         let room: String = self.required(self.raw.room, "room")?;
         check_name(&room, "room", self.limits.max_name_bytes)?;
         Ok(room)
+    }
+
+    fn realm(&self) -> Result<String, String> {
+        let realm: String = self.required(self.raw.realm, "realm")?;
+        check_name(&realm, "realm", self.limits.max_name_bytes)?;
+        if realm == "*" {
+            return Err("`*` is not a realm name (it means every realm in claims)".into());
+        }
+        Ok(realm)
+    }
+
+    fn id(&self) -> Result<String, String> {
+        let id: String = self.required(self.raw.id, "id")?;
+        check_name(&id, "object id", self.limits.max_name_bytes)?;
+        Ok(id)
+    }
+
+    /// An optional id pattern; checked for length here, compiled by the engine.
+    fn pattern(&self) -> Result<Option<String>, String> {
+        let Some(v) = self.raw.pattern else { return Ok(None) };
+        let pattern: String = field(v, "pattern")?;
+        check_name(&pattern, "pattern", self.limits.max_name_bytes)?;
+        Ok(Some(pattern))
     }
 
     /// An event name; `*` (all events) only where `wildcard` allows it.
