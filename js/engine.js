@@ -32,6 +32,11 @@ export const ErrorCodes = Object.freeze({
   PRESENCE_DATA_TOO_LARGE: 'PRESENCE_DATA_TOO_LARGE',
   NO_CLIENT_ID: 'NO_CLIENT_ID',
   RATE_LIMITED: 'RATE_LIMITED',
+  OBJECT_EXISTS: 'OBJECT_EXISTS',
+  OBJECT_NOT_FOUND: 'OBJECT_NOT_FOUND',
+  OBJECT_DATA_TOO_LARGE: 'OBJECT_DATA_TOO_LARGE',
+  REALM_FULL: 'REALM_FULL',
+  TOO_MANY_REALMS: 'TOO_MANY_REALMS',
 });
 
 const parseData = (text) => (text == null ? null : JSON.parse(text));
@@ -95,6 +100,21 @@ export class Engine {
   /** `{ connections, members, clients }` of a room, without building lists. */
   counts(room) {
     return this.#wasm.roomCounts(room);
+  }
+
+  /** One object `{ id, data, connectionStatus, providers }`, or null. */
+  object(realm, id) {
+    const o = this.#wasm.object(realm, id);
+    return o == null ? null : { ...o, data: parseData(o.data) };
+  }
+
+  /** Objects of `realm` matching `pattern` (default every id), sorted by id. */
+  objects(realm, pattern = '**') {
+    return this.#wasm.objects(realm, pattern).map((o) => ({ ...o, data: parseData(o.data) }));
+  }
+
+  get realmNames() {
+    return this.#wasm.realmNames();
   }
 
   get connectionCount() {

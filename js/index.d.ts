@@ -64,7 +64,20 @@ export interface Limits {
   violations?: RateLimit;
   /** Compiled patterns kept in the cache. Default 4096. */
   patternCacheSize?: number;
+  /** Realms the engine holds. Default 10000. */
+  maxRealms?: number;
+  /** Objects in one realm. Default 1000000. */
+  maxObjectsPerRealm?: number;
+  /** Object data (JSON text), bytes. Default 16384. */
+  maxObjectDataBytes?: number;
 }
+
+/** CRUD letters, e.g. "R" or "CRU". */
+export type CrudLetters = string;
+/** The `per` claim: realm (or "*") -> id pattern -> CRUD letters. */
+export type PermissionClaim = Record<string, Record<string, CrudLetters>>;
+/** The `dpv` claim: realm (or "*") -> id patterns this connection provides data for. */
+export type ProviderClaim = Record<string, string[]>;
 
 export interface EngineOptions {
   /** Prefix of presence ids ("<appId>:<connectionId>"). Default "rollcall". */
@@ -72,6 +85,8 @@ export interface EngineOptions {
   auth?: AuthOptions;
   /** Grants for tokens/identities without a `rooms` claim. Default { "**": ["subscribe", "publish", "presence"] }. */
   defaultRoomGrants?: RoomGrants;
+  /** Object permissions for tokens/identities without a `per` claim. Default {} (none). */
+  defaultPermissions?: PermissionClaim;
   limits?: Limits;
 }
 
@@ -82,6 +97,10 @@ export interface Identity {
   rooms?: RoomGrants | null;
   /** When the credentials stop being valid (ms since the epoch): closed with 4002 then. */
   expiresAt?: number | null;
+  /** Object permissions; null/absent takes `defaultPermissions`. */
+  per?: PermissionClaim | null;
+  /** Objects this connection is a data provider for. */
+  dpv?: ProviderClaim | null;
 }
 
 /** A JWT string, `{ token }`, `{ identity }`, or nothing (the client sends an `auth` frame). */
@@ -112,7 +131,18 @@ export type HostEvent =
   | { type: 'roomLeft'; connection: number; room: string }
   | { type: 'presenceJoined'; room: string; connection: number; clientId: string; data: unknown }
   | { type: 'presenceUpdated'; room: string; connection: number; clientId: string; data: unknown }
-  | { type: 'presenceLeft'; room: string; connection: number; clientId: string };
+  | { type: 'presenceLeft'; room: string; connection: number; clientId: string }
+  | { type: 'objectStatusChanged'; realm: string; id: string; status: ConnectionStatus };
+
+export type ConnectionStatus = 'connected' | 'disconnected';
+
+export interface ObjectInfo {
+  id: string;
+  data: unknown;
+  connectionStatus: ConnectionStatus;
+  /** Live connections providing data for it. */
+  providers: number;
+}
 
 /** Everything one host event asks of the host. Carry out sends, then closes. */
 export interface Batch {
@@ -148,7 +178,8 @@ export type ErrorCode =
   | 'BAD_FRAME' | 'FRAME_TOO_LARGE' | 'TOO_DEEP' | 'UNKNOWN_OP' | 'BAD_REQUEST'
   | 'NOT_AUTHENTICATED' | 'TOKEN_INVALID' | 'SUBJECT_MISMATCH' | 'FORBIDDEN'
   | 'ROOM_NOT_JOINED' | 'TOO_MANY_ROOMS' | 'TOO_MANY_SUBSCRIPTIONS' | 'ROOM_FULL'
-  | 'PRESENCE_DATA_TOO_LARGE' | 'NO_CLIENT_ID' | 'RATE_LIMITED';
+  | 'PRESENCE_DATA_TOO_LARGE' | 'NO_CLIENT_ID' | 'RATE_LIMITED'
+  | 'OBJECT_EXISTS' | 'OBJECT_NOT_FOUND' | 'OBJECT_DATA_TOO_LARGE' | 'REALM_FULL' | 'TOO_MANY_REALMS';
 
 export declare const ErrorCodes: { readonly [K in ErrorCode]: K };
 
@@ -175,8 +206,11 @@ export declare class Engine {
   members(room: string): MemberInfo[];
   clients(room: string): ClientInfo[];
   counts(room: string): RoomCounts;
+  object(realm: string, id: string): ObjectInfo | null;
+  objects(realm: string, pattern?: string): ObjectInfo[];
   readonly connectionCount: number;
   readonly roomNames: string[];
+  readonly realmNames: string[];
   readonly nextWake: number | null;
   free(): void;
 }

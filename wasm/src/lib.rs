@@ -148,6 +148,21 @@ impl WasmEngine {
         self.engine.room_names()
     }
 
+    /// One object `{ id, data (JSON text), connectionStatus, providers }`, or null.
+    pub fn object(&self, realm: &str, id: &str) -> Result<JsValue, JsError> {
+        to_js(&self.engine.object(realm, id))
+    }
+
+    /// Objects of `realm` matching `pattern`, sorted by id.
+    pub fn objects(&mut self, realm: &str, pattern: &str) -> Result<JsValue, JsError> {
+        to_js(&self.engine.objects(realm, pattern).map_err(js_err)?)
+    }
+
+    #[wasm_bindgen(js_name = realmNames)]
+    pub fn realm_names(&self) -> Vec<String> {
+        self.engine.realm_names()
+    }
+
     #[wasm_bindgen(js_name = nextWake)]
     pub fn next_wake(&self) -> Option<f64> {
         self.engine.poll_timeout().map(|t| t as f64)
