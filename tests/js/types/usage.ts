@@ -27,3 +27,25 @@ const server = attach(engine, { port: 0, maxBufferedBytes: 1024, credentials: ()
 server.on('presenceLeft', (e) => e.clientId.toUpperCase());
 server.on('event', (e) => e.type);
 void [n, code, wake];
+
+// rollcall/client
+import { Client, RollcallError } from 'rollcall/client';
+const client = new Client({ url: 'ws://127.0.0.1:1/', token: 't', getToken: async () => 't2' });
+client.on('connectionStatusChanged', (s) => s === 'connected');
+async function seeds() {
+  await client.connect();
+  const room = await client.join('myRoom');
+  await room.presence.join({ username: 'Bob' });
+  await room.presence.subscribe('join', (e) => e.clientId + e.timestamp);
+  const direct = client.join('other');
+  await direct.presence.update({ x: 1 });
+  const realm = await client.realm.get('london');
+  const john = await realm.object.get('deliveryRiders/johndoe-123');
+  const s: 'connected' | 'disconnected' = john.connectionStatus;
+  const sub = await realm.object.subscribe();
+  sub.on('update', (objects) => Object.values(objects).map((o) => o.connectionStatus));
+  await realm.pubsub.subscribe('connectionStatusChanged', 'deliveryRiders/*', (data, id) => [data.connectionStatus, id]);
+  try { await realm.object.create('x'); } catch (e) { if (e instanceof RollcallError) e.code === 'FORBIDDEN'; }
+  void s;
+}
+void seeds;

@@ -1,0 +1,672 @@
+// rollcall/client: the client SDK for browsers and Node. Its API mirrors the
+// seeds' client code:
+//
+//   const client = new Client({ url, token });
+//   await client.connect();                    // or connect(url) then authenticate(token)
+//   const room = await client.join('myRoom');
+//   await room.presence.join({ username: 'Bob' });
+//   room.presence.subscribe('join', (event) => ...);
+//   const realm = await client.realm.get('london');
+//   const john = await realm.object.get('deliveryRiders/johndoe-123');
+//   john.connectionStatus;                     // 'connected' | 'disconnected'
+//   realm.pubsub.subscribe('connectionStatusChanged', 'deliveryRiders/*', (data, id) => ...);
+//
+// The client keeps what it has joined and subscribed to; after a reconnect
+// it rejoins, re-enters its presence sets with its last data and resumes its
+// subscriptions, reconciling what it missed (no ghost, no duplicate).
+
+/** A protocol error: `code` is one of docs/PROTOCOL.md's error codes, or
+ *  TIMEOUT, DISCONNECTED, CLOSED, AUTH_FAILED (with `closeCode`). */
+export class RollcallError extends Error {
+  constructor(code, message, extra = {}) {
+    super(`${code}: ${message}`);
+    this.name = 'RollcallError';
+    this.code = code;
+    Object.assign(this, extra);
+  }
+}
+
+/** A minimal event emitter that works the same in browsers and Node. */
+class Emitter {
+  #handlers = new Map();
+
+  on(event, fn) {
+    if (!this.#handlers.has(event)) this.#handlers.set(event, new Set());
+    this.#handlers.get(event).add(fn);
+    return this;
+  }
+
+  off(event, fn) {
+    this.#handlers.get(event)?.delete(fn);
+    return this;
+  }
+
+  once(event, fn) {
+    const wrapped = (...args) => {
+      this.off(event, wrapped);
+      fn(...args);
+    };
+    return this.on(event, wrapped);
+  }
+
+  emit(event, ...args) {
+    for (const fn of [...(this.#handlers.get(event) ?? [])]) {
+      try {
+        fn(...args);
+      } catch (err) {
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+    }
+  }
+}
+
+const CLOSE_AUTH_FAILED = 4001;
+const CLOSE_TOKEN_EXPIRED = 4002;
+const CLOSE_POLICY = 4008;
+
+const DEFAULTS = {
+  /** Reconnect after an unexpected close. */
+  reconnect: true,
+  /** Backoff: first delay, cap, growth; each delay is drawn from [delay/2, delay] (jitter). */
+  minDelayMs: 250,
+  maxDelayMs: 10_000,
+  backoffFactor: 2,
+  /** A request without an answer in this time fails with TIMEOUT. */
+  requestTimeoutMs: 10_000,
+  /** Refresh the token this long before it expires (needs `getToken`). */
+  refreshBeforeMs: 30_000,
+};
+
+export class Client extends Emitter {
+  /**
+   * @param {object} [options]
+   * @param {string} [options.url] the server's WebSocket URL
+   * @param {string} [options.token] a JWT
+   * @param {() => string | Promise<string>} [options.getToken] called for a fresh token before expiry and on reconnect
+   * @param {typeof WebSocket} [options.WebSocket] a WebSocket class (default: the global one)
+   */
+  constructor(options = {}) {
+    super();
+    this.options = { ...DEFAULTS, ...options };
+    this.url = options.url ?? null;
+    this.token = options.token ?? null;
+    this.connectionStatus = 'disconnected';
+    this.clientId = null;
+    this.id = null;
+    this.expiresAt = null;
+    this._ws = null;
+    this._ref = 0;
+    this._pending = new Map();
+    this._rooms = new Map();
+    this._realms = new Map();
+    this._closing = false;
+    this._attempt = 0;
+    this._retryTimer = null;
+    this._refreshTimer = null;
+    this._ready = null;
+    this.realm = { get: async (name) => this._realm(name) };
+  }
+
+  _setStatus(status) {
+    if (this.connectionStatus === status) return;
+    this.connectionStatus = status;
+    this.emit('connectionStatusChanged', status);
+  }
+
+  /** Opens the socket; with a token (given here or before) also authenticates. */
+  async connect(url) {
+    if (url) this.url = url;
+    if (!this.url) throw new RollcallError('BAD_REQUEST', 'no url to connect to');
+    this._closing = false;
+    await this._open();
+    if (this.token || this.options.getToken) await this.authenticate(this.token ?? undefined);
+    return this;
+  }
+
+  /** Sends `auth` with `token` (or a fresh one from `getToken`). */
+  async authenticate(token) {
+    if (token) this.token = token;
+    else if (this.options.getToken) this.token = await this.options.getToken();
+    if (!this.token) throw new RollcallError('BAD_REQUEST', 'no token to authenticate with');
+    const ack = await this._send({ op: 'auth', token: this.token }, { beforeReady: true });
+    this._authenticated(ack);
+    await this._resync();
+    this._setStatus('connected');
+    this._readyResolve?.();
+    return this;
+  }
+
+  /** Closes the socket for good (no reconnect). */
+  close() {
+    this._closing = true;
+    clearTimeout(this._retryTimer);
+    clearTimeout(this._refreshTimer);
+    this._ws?.close(1000, 'client closed');
+    this._failPending('CLOSED', 'the client was closed');
+    this._setStatus('disconnected');
+  }
+
+  /** Joins a room; `await` it, or use it at once (its calls wait for the join). */
+  join(name) {
+    let room = this._rooms.get(name);
+    if (!room) {
+      room = new Room(this, name);
+      this._rooms.set(name, room);
+    }
+    room._s.joined = this._send({ op: 'room.join', room: name }).then(() => undefined);
+    return room;
+  }
+
+  _realm(name) {
+    let realm = this._realms.get(name);
+    if (!realm) {
+      realm = new Realm(this, name);
+      this._realms.set(name, realm);
+    }
+    return realm;
+  }
+
+  // ---- transport ------------------------------------------------------
+
+  _open() {
+    const WS = this.options.WebSocket ?? globalThis.WebSocket;
+    if (!WS) throw new RollcallError('BAD_REQUEST', 'no WebSocket class: pass options.WebSocket');
+    this._setStatus('connecting');
+    this._ready = new Promise((resolve) => (this._readyResolve = resolve));
+    return new Promise((resolve, reject) => {
+      const ws = new WS(this.url);
+      this._ws = ws;
+      let opened = false;
+      ws.onopen = () => {
+        opened = true;
+        this._attempt = 0;
+        resolve();
+      };
+      ws.onmessage = (e) => this._receive(typeof e.data === 'string' ? e.data : String(e.data));
+      ws.onerror = () => {};
+      ws.onclose = (e) => {
+        if (this._ws !== ws) return;
+        this._ws = null;
+        if (!opened) reject(new RollcallError('DISCONNECTED', `could not connect to ${this.url}`));
+        this._closed(e.code, e.reason);
+      };
+    });
+  }
+
+  _closed(code, reason) {
+    clearTimeout(this._refreshTimer);
+    this._failPending('DISCONNECTED', `connection closed (${code} ${reason ?? ''})`.trim());
+    this.emit('close', { code, reason });
+    const fatal = code === CLOSE_AUTH_FAILED && !this.options.getToken;
+    if (this._closing || !this.options.reconnect || fatal || code === CLOSE_POLICY) {
+      this._setStatus('disconnected');
+      if (fatal) this.emit('error', new RollcallError('AUTH_FAILED', reason || 'token refused', { closeCode: code }));
+      return;
+    }
+    if (code === CLOSE_TOKEN_EXPIRED || code === CLOSE_AUTH_FAILED) this.token = null;
+    this._setStatus('reconnecting');
+    const { minDelayMs, maxDelayMs, backoffFactor } = this.options;
+    const cap = Math.min(maxDelayMs, minDelayMs * backoffFactor ** this._attempt++);
+    const delay = cap / 2 + Math.random() * (cap / 2);
+    this._retryTimer = setTimeout(() => this._reconnect(), delay);
+  }
+
+  async _reconnect() {
+    try {
+      await this._open();
+      await this.authenticate();
+    } catch (err) {
+      if (this._ws) this._ws.close(1000, 'reconnect failed');
+      else if (!this._closing && this.connectionStatus !== 'reconnecting') this._closed(1006, String(err.message));
+    }
+  }
+
+  _authenticated(ack) {
+    this.clientId = ack.clientId ?? this.clientId;
+    this.expiresAt = ack.expiresAt ?? null;
+    clearTimeout(this._refreshTimer);
+    if (this.expiresAt && this.options.getToken) {
+      const at = Math.max(1000, this.expiresAt - Date.now() - this.options.refreshBeforeMs);
+      this._refreshTimer = setTimeout(() => this._refresh(), Math.min(at, 2 ** 31 - 1));
+    }
+  }
+
+  async _refresh() {
+    try {
+      this.token = await this.options.getToken();
+      this._authenticated(await this._send({ op: 'auth', token: this.token }));
+      this.emit('tokenRefreshed', { expiresAt: this.expiresAt });
+    } catch (err) {
+      this.emit('error', err);
+    }
+  }
+
+  /** After (re)authenticating: rejoin, re-enter, resubscribe. */
+  async _resync() {
+    const work = [];
+    for (const room of this._rooms.values()) work.push(room._resync());
+    for (const realm of this._realms.values()) work.push(realm._resync());
+    await Promise.all(work);
+  }
+
+  _failPending(code, message) {
+    for (const { reject, timer } of this._pending.values()) {
+      clearTimeout(timer);
+      reject(new RollcallError(code, message));
+    }
+    this._pending.clear();
+  }
+
+  /** Sends one request; resolves with its ack, rejects with its error. */
+  async _send(frame, { beforeReady = false } = {}) {
+    if (!beforeReady && this.connectionStatus !== 'connected') {
+      if (this._closing || this.connectionStatus === 'disconnected') {
+        throw new RollcallError('DISCONNECTED', 'not connected');
+      }
+      await this._ready;
+    }
+    const ref = ++this._ref;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this._pending.delete(ref);
+        reject(new RollcallError('TIMEOUT', `no answer to ${frame.op} in ${this.options.requestTimeoutMs} ms`));
+      }, this.options.requestTimeoutMs);
+      this._pending.set(ref, { resolve, reject, timer });
+      this._ws.send(JSON.stringify({ ...frame, ref }));
+    });
+  }
+
+  _receive(text) {
+    let f;
+    try {
+      f = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (f.type === 'ack' || f.type === 'error') {
+      const pending = this._pending.get(f.ref);
+      if (!pending) {
+        if (f.type === 'error') this.emit('error', new RollcallError(f.code, f.message));
+        return;
+      }
+      this._pending.delete(f.ref);
+      clearTimeout(pending.timer);
+      if (f.type === 'ack') pending.resolve(f);
+      else pending.reject(new RollcallError(f.code, f.message, { ref: f.ref }));
+    } else if (f.type === 'welcome') {
+      this.id = f.id;
+      this.clientId = f.clientId;
+    } else if (f.type === 'presence' || f.type === 'message') {
+      this._rooms.get(f.room)?._receive(f);
+    } else if (f.type === 'object' || f.type === 'event') {
+      this._realms.get(f.realm)?._receive(f);
+    }
+  }
+}
+
+// ---- rooms ---------------------------------------------------------------
+
+class Room {
+  constructor(client, name) {
+    this.client = client;
+    this.name = name;
+    // All mutable state lives in _s, so that the await-facade shares it.
+    this._s = { joined: null, left: false, presenceData: undefined, present: false, subscribed: false, members: new Map(), eventSubs: new Map() };
+    this.presence = new Presence(this);
+  }
+
+  /** Lets `await client.join(name)` and `client.join(name).presence...` both work. */
+  then(resolve, reject) {
+    const facade = Object.create(this, { then: { value: undefined } });
+    return this._s.joined.then(() => facade).then(resolve, reject);
+  }
+
+  async _ready() {
+    await this._s.joined;
+  }
+
+  _request(frame, opts) {
+    return this.client._send({ ...frame, room: this.name }, opts);
+  }
+
+  /** Leaves the room (and its presence set: others see `leave`). */
+  async leave() {
+    this._s.left = true;
+    this._s.present = false;
+    this._s.subscribed = false;
+    this._s.eventSubs.clear();
+    this._s.members.clear();
+    this.client._rooms.delete(this.name);
+    await this._request({ op: 'room.leave' });
+  }
+
+  /** Publishes `event` with `data` to the room's subscribers. Resolves with the number of recipients. */
+  async publish(event, data) {
+    await this._ready();
+    return (await this._request({ op: 'publish', event, data })).recipients;
+  }
+
+  /** `subscribe(event, cb)` or `subscribe(cb)` for every event; cb(data, message). */
+  async subscribe(event, cb) {
+    if (typeof event === 'function') [event, cb] = ['*', event];
+    await this._ready();
+    let subs = this._s.eventSubs.get(event);
+    if (!subs) {
+      subs = new Set();
+      this._s.eventSubs.set(event, subs);
+      await this._request({ op: 'subscribe', event });
+    }
+    subs.add(cb);
+  }
+
+  async unsubscribe(event, cb) {
+    if (typeof event === 'function') [event, cb] = ['*', event];
+    const subs = this._s.eventSubs.get(event);
+    if (!subs) return;
+    if (cb) subs.delete(cb);
+    else subs.clear();
+    if (subs.size === 0) {
+      this._s.eventSubs.delete(event);
+      await this._request({ op: 'unsubscribe', event });
+    }
+  }
+
+  async _resync() {
+    if (this._s.left) return;
+    const internal = { beforeReady: true };
+    this._s.joined = this._request({ op: 'room.join' }, internal);
+    await this._s.joined;
+    const work = [];
+    if (this._s.subscribed) work.push(this.presence._resubscribe());
+    if (this._s.present) work.push(this._request({ op: 'presence.join', data: this._s.presenceData }, internal));
+    for (const event of this._s.eventSubs.keys()) work.push(this._request({ op: 'subscribe', event }, internal));
+    await Promise.all(work);
+  }
+
+  _receive(f) {
+    if (f.type === 'presence') this.presence._receive(f);
+    else {
+      const { type, room, ...message } = f;
+      for (const name of new Set([f.event, '*'])) {
+        for (const cb of this._s.eventSubs.get(name) ?? []) cb(f.data, message);
+      }
+    }
+  }
+}
+
+class Presence extends Emitter {
+  constructor(room) {
+    super();
+    this.room = room;
+  }
+
+  /** Enters the presence set with `data`; joining again updates. */
+  async join(data) {
+    await this.room._ready();
+    this.room._s.present = true;
+    this.room._s.presenceData = data;
+    await this.room._request({ op: 'presence.join', data });
+  }
+
+  async update(data) {
+    await this.room._ready();
+    this.room._s.present = true;
+    this.room._s.presenceData = data;
+    await this.room._request({ op: 'presence.update', data });
+  }
+
+  async leave() {
+    this.room._s.present = false;
+    await this.room._request({ op: 'presence.leave' });
+  }
+
+  /** The current members: `[{ id, clientId, data }]`. */
+  async get() {
+    await this.room._ready();
+    return (await this.room._request({ op: 'presence.get' })).members;
+  }
+
+  /**
+   * `subscribe('join' | 'update' | 'leave', cb)` or `subscribe(cb)` for all.
+   * cb receives `{ event, timestamp, id, clientId, data }`. Resolves with the
+   * current members (the snapshot the events continue from).
+   */
+  async subscribe(event, cb) {
+    if (typeof event === 'function') [event, cb] = [null, event];
+    this.on(event ?? 'presence', cb);
+    await this.room._ready();
+    if (!this.room._s.subscribed) {
+      this.room._s.subscribed = true;
+      await this._resubscribe();
+    }
+    return [...this.room._s.members.values()];
+  }
+
+  async unsubscribe(event, cb) {
+    if (typeof event === 'function') [event, cb] = [null, event];
+    this.off(event ?? 'presence', cb);
+  }
+
+  /** The members as this client knows them, without a round trip. */
+  get members() {
+    return [...this.room._s.members.values()];
+  }
+
+  /**
+   * (Re)subscribes and reconciles: members that left while we were away get
+   * a `leave`, newcomers a `join`, changed ones an `update`; nobody twice.
+   */
+  async _resubscribe() {
+    const ack = await this.room._request({ op: 'presence.subscribe' }, { beforeReady: true });
+    const before = this.room._s.members;
+    const after = new Map(ack.members.map((m) => [m.id, m]));
+    this.room._s.members = after;
+    const timestamp = new Date().toISOString();
+    for (const [id, m] of before) {
+      if (!after.has(id)) this._deliver({ event: 'leave', timestamp, ...m });
+    }
+    for (const [id, m] of after) {
+      const old = before.get(id);
+      if (!old) this._deliver({ event: 'join', timestamp, ...m });
+      else if (JSON.stringify(old.data) !== JSON.stringify(m.data)) this._deliver({ event: 'update', timestamp, ...m });
+    }
+  }
+
+  _receive(f) {
+    const { type, room, view, ...event } = f;
+    const members = this.room._s.members;
+    if (event.event === 'leave') {
+      if (!members.delete(event.id)) return;
+    } else {
+      if (event.event === 'join' && members.has(event.id)) event.event = 'update';
+      members.set(event.id, { id: event.id, clientId: event.clientId, data: event.data });
+    }
+    this._deliver(event);
+  }
+
+  _deliver(event) {
+    this.emit(event.event, event);
+    this.emit('presence', event);
+  }
+}
+
+// ---- realms --------------------------------------------------------------
+
+class Realm {
+  constructor(client, name) {
+    this.client = client;
+    this.name = name;
+    this._subs = new Set();
+    this._events = new Map(); // "event\u0000pattern" -> { event, pattern, cbs }
+    this.object = new Objects(this);
+    this.pubsub = new PubSub(this);
+  }
+
+  _request(frame, opts) {
+    return this.client._send({ ...frame, realm: this.name }, opts);
+  }
+
+  async _resync() {
+    const work = [...this._subs].map((s) => s._resubscribe());
+    for (const { event, pattern } of this._events.values()) {
+      work.push(this._request({ op: 'realm.subscribe', event, ...(pattern ? { pattern } : {}) }, { beforeReady: true }));
+    }
+    await Promise.all(work);
+  }
+
+  _receive(f) {
+    if (f.type === 'object') {
+      for (const sub of this._subs) sub._receive(f);
+    } else {
+      for (const { event, pattern, matcher, cbs } of this._events.values()) {
+        if (event !== '*' && event !== f.event) continue;
+        if (f.id != null ? !matcher(f.id) : pattern && pattern !== '**') continue;
+        for (const cb of cbs) cb(f.data, f.id, f);
+      }
+    }
+  }
+}
+
+class Objects {
+  constructor(realm) {
+    this.realm = realm;
+  }
+
+  /** `{ id, data, connectionStatus }`; rejects with OBJECT_NOT_FOUND or FORBIDDEN. */
+  async get(id) {
+    return (await this.realm._request({ op: 'object.get', id })).object;
+  }
+
+  async create(id, data) {
+    await this.realm._request({ op: 'object.create', id, data });
+  }
+
+  async update(id, data) {
+    await this.realm._request({ op: 'object.update', id, data });
+  }
+
+  async delete(id) {
+    await this.realm._request({ op: 'object.delete', id });
+  }
+
+  /** Objects matching `pattern` (default all) that this client may read. */
+  async list(pattern) {
+    return (await this.realm._request({ op: 'object.list', ...(pattern ? { pattern } : {}) })).objects;
+  }
+
+  /**
+   * Subscribes to the objects matching `pattern`. The subscription emits
+   * `'update'` with the whole up-to-date map `{ [id]: object }` at once and
+   * after every change, and `'change'` with each change.
+   */
+  async subscribe(pattern) {
+    const sub = new ObjectSubscription(this.realm, pattern ?? null);
+    this.realm._subs.add(sub);
+    await sub._resubscribe();
+    return sub;
+  }
+}
+
+class ObjectSubscription extends Emitter {
+  constructor(realm, pattern) {
+    super();
+    this.realm = realm;
+    this.pattern = pattern;
+    this.matcher = pattern ? globMatcher(pattern) : () => true;
+    /** id -> { id, data, connectionStatus } */
+    this.objects = {};
+  }
+
+  async _resubscribe() {
+    const ack = await this.realm._request(
+      { op: 'object.subscribe', ...(this.pattern ? { pattern: this.pattern } : {}) },
+      { beforeReady: true },
+    );
+    this.objects = Object.fromEntries(ack.objects.map((o) => [o.id, o]));
+    queueMicrotask(() => this.emit('update', this.objects));
+  }
+
+  _receive(f) {
+    if (!this.matcher(f.object.id)) return;
+    if (f.event === 'delete') delete this.objects[f.object.id];
+    else this.objects[f.object.id] = f.object;
+    this.emit('change', { event: f.event, object: f.object, timestamp: f.timestamp });
+    this.emit('update', this.objects);
+  }
+
+  async unsubscribe() {
+    this.realm._subs.delete(this);
+    await this.realm._request({ op: 'object.unsubscribe', ...(this.pattern ? { pattern: this.pattern } : {}) });
+  }
+}
+
+class PubSub {
+  constructor(realm) {
+    this.realm = realm;
+  }
+
+  /** `subscribe(event, [pattern], cb)`; cb(data, id, frame). */
+  async subscribe(event, pattern, cb) {
+    if (typeof pattern === 'function') [pattern, cb] = [null, pattern];
+    const key = `${event}\u0000${pattern ?? ''}`;
+    let entry = this.realm._events.get(key);
+    if (!entry) {
+      entry = { event, pattern, matcher: pattern ? globMatcher(pattern) : () => true, cbs: new Set() };
+      this.realm._events.set(key, entry);
+      await this.realm._request({ op: 'realm.subscribe', event, ...(pattern ? { pattern } : {}) });
+    }
+    entry.cbs.add(cb);
+  }
+
+  async unsubscribe(event, pattern, cb) {
+    if (typeof pattern === 'function') [pattern, cb] = [null, pattern];
+    const key = `${event}\u0000${pattern ?? ''}`;
+    const entry = this.realm._events.get(key);
+    if (!entry) return;
+    if (cb) entry.cbs.delete(cb);
+    else entry.cbs.clear();
+    if (entry.cbs.size === 0) {
+      this.realm._events.delete(key);
+      await this.realm._request({ op: 'realm.unsubscribe', event, ...(pattern ? { pattern } : {}) });
+    }
+  }
+
+  /** Publishes `event` with `data`, about object `id` if given. Resolves with the number of recipients. */
+  async publish(event, data, id) {
+    return (await this.realm._request({ op: 'realm.publish', event, data, ...(id ? { id } : {}) })).recipients;
+  }
+}
+
+/**
+ * The engine's pattern rules on the client, to route events between several
+ * local subscriptions of one realm: `*` within a segment, `**` across, `?`
+ * one character. (The server has already filtered what this client receives.)
+ */
+export function globMatcher(pattern) {
+  let re = '';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === '*' && pattern[i + 1] === '*') {
+      const segmentStart = i === 0 || pattern[i - 1] === '/';
+      const segmentEnd = i + 2 === pattern.length || pattern[i + 2] === '/';
+      if (segmentStart && segmentEnd) {
+        if (pattern[i + 2] === '/') {
+          re += '(?:.*/)?';
+          i += 2;
+        } else {
+          re += '.*';
+          i += 1;
+        }
+        continue;
+      }
+      re += '[^/]*';
+      i += 1;
+    } else if (c === '*') re += '[^/]*';
+    else if (c === '?') re += '[^/]';
+    else re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+  }
+  const rx = new RegExp(`^${re}$`);
+  return (id) => rx.test(id);
+}
