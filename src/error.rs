@@ -169,6 +169,8 @@ pub enum Error {
     InvalidName(String),
     /// Data handed to a host call is not valid JSON.
     InvalidJson(String),
+    /// A snapshot could not be restored.
+    Snapshot(crate::engine::snapshot::SnapshotError),
 }
 
 impl fmt::Display for Error {
@@ -179,6 +181,7 @@ impl fmt::Display for Error {
             Error::Identity(e) => write!(f, "invalid asserted identity: {e}"),
             Error::InvalidName(why) => write!(f, "invalid name: {why}"),
             Error::InvalidJson(why) => write!(f, "invalid JSON: {why}"),
+            Error::Snapshot(e) => write!(f, "{e}"),
         }
     }
 }

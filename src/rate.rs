@@ -29,6 +29,15 @@ impl TokenBucket {
         TokenBucket { milli_tokens: u64::from(limit.burst) * 1000, last: now }
     }
 
+    /// (thousandths of a token, time of the last refill), for snapshots.
+    pub(crate) fn state(&self) -> (u64, Millis) {
+        (self.milli_tokens, self.last)
+    }
+
+    pub(crate) fn from_state((milli_tokens, last): (u64, Millis)) -> Self {
+        TokenBucket { milli_tokens, last }
+    }
+
     /// Takes one token if there is one; says whether it could.
     pub(crate) fn try_take(&mut self, limit: RateLimit, now: Millis) -> bool {
         let elapsed = now.saturating_sub(self.last);

@@ -40,6 +40,8 @@ pub(crate) struct Connection {
     /// What this connection is a data provider for, if anything.
     pub provides: Option<Arc<Provides>>,
     pub realm_subs: BTreeSet<RealmSub>,
+    /// The claims it authenticated with (kept for snapshots); `None` while pending.
+    pub identity: Option<crate::auth::Identity>,
     pub deadline: Option<Millis>,
     pub rate: TokenBucket,
     pub violations: TokenBucket,
@@ -56,6 +58,7 @@ impl Connection {
             permissions,
             provides: None,
             realm_subs: BTreeSet::new(),
+            identity: None,
             deadline: None,
             rate: TokenBucket::full(limits.rate, now),
             violations: TokenBucket::full(limits.violations, now),

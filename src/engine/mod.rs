@@ -6,6 +6,7 @@ mod objects;
 pub mod output;
 mod realm;
 mod room;
+pub mod snapshot;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -430,12 +431,14 @@ impl Engine {
     /// Welcomes a connection; a data provider turns its objects `connected`.
     fn become_ready(&mut self, conn: ConnectionId, identity: Identity, rights: Rights, now: Millis) {
         let Some(c) = self.connections.get_mut(&conn) else { return };
-        c.client_id = identity.client_id.map(Arc::from);
+        c.client_id = identity.client_id.clone().map(Arc::from);
         c.auth = AuthState::Ready { grants: rights.grants };
         c.permissions = rights.permissions;
         let payload = reply::welcome(&c.presence_id, c.client_id.as_deref(), identity.expires_at);
+        let expires_at = identity.expires_at;
+        c.identity = Some(identity);
         let client_id = c.client_id.as_ref().map(|s| s.to_string());
-        self.set_deadline(conn, identity.expires_at);
+        self.set_deadline(conn, expires_at);
         self.send(vec![conn], payload);
         self.event(HostEvent::Authenticated { connection: conn, client_id });
         self.set_provides(conn, rights.provides, now);
@@ -459,6 +462,7 @@ impl Engine {
         }
         c.auth = AuthState::Ready { grants: Arc::clone(&grants) };
         c.permissions = rights.permissions;
+        c.identity = Some(identity.clone());
         let updates: Vec<(String, crate::auth::Actions)> =
             c.rooms.keys().map(|room| (room.clone(), grants.actions_for(room))).collect();
         self.set_deadline(conn, identity.expires_at);

@@ -15,6 +15,16 @@ pub struct EventMask(u8);
 impl EventMask {
     pub const ALL: EventMask = EventMask(0b111);
 
+    /// The raw bits (join 1, update 2, leave 4), for snapshots.
+    pub fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// From raw bits; unknown bits are dropped.
+    pub fn from_bits(bits: u8) -> EventMask {
+        EventMask(bits & 0b111)
+    }
+
     pub fn contains(self, kind: PresenceKind) -> bool {
         self.0 & kind.bit() != 0
     }
