@@ -54,12 +54,34 @@ function credentialsOf(credentials) {
   return credentials;
 }
 
+const RESTORING = Symbol('restoring');
+
 export class Engine {
   #wasm;
 
   /** @param {import('./index.js').EngineOptions} [options] */
-  constructor(options = {}) {
-    this.#wasm = new WasmEngine(options);
+  constructor(options = {}, restoring = undefined) {
+    this.#wasm = restoring?.[RESTORING] ?? new WasmEngine(options);
+  }
+
+  /** Rebuilds an engine from `snapshot()` bytes. Throws for another format version or corrupt bytes. */
+  static restore(options, bytes) {
+    return new Engine(options, { [RESTORING]: WasmEngine.restore(options ?? {}, bytes) });
+  }
+
+  /** The whole state as bytes (versioned). Take it after carrying out the last batch. */
+  snapshot() {
+    return this.#wasm.snapshot();
+  }
+
+  /** Ids of the live connections, sorted. */
+  get connectionIds() {
+    return [...this.#wasm.connectionIds()];
+  }
+
+  /** The verified identity of a connection, or null: keep it beside the socket. */
+  identity(id) {
+    return this.#wasm.identity(id) ?? null;
   }
 
   /** A socket opened. `credentials`: a JWT string, `{ token }`, `{ identity }`, or nothing (the client sends `auth`). */

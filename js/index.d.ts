@@ -206,6 +206,13 @@ export declare class Engine {
   members(room: string): MemberInfo[];
   clients(room: string): ClientInfo[];
   counts(room: string): RoomCounts;
+  /** Rebuilds an engine from `snapshot()` bytes; throws for another format version or corrupt bytes. */
+  static restore(options: EngineOptions | undefined, bytes: Uint8Array): Engine;
+  /** The whole state, versioned and compact. Take it after carrying out the last batch. */
+  snapshot(): Uint8Array;
+  readonly connectionIds: number[];
+  /** The verified identity a connection authenticated with, or null. */
+  identity(id: number): Identity | null;
   object(realm: string, id: string): ObjectInfo | null;
   objects(realm: string, pattern?: string): ObjectInfo[];
   readonly connectionCount: number;

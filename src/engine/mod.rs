@@ -353,6 +353,20 @@ impl Engine {
         self.connections.len()
     }
 
+    /// Ids of the live connections, sorted.
+    pub fn connection_ids(&self) -> Vec<ConnectionId> {
+        let mut ids: Vec<ConnectionId> = self.connections.keys().copied().collect();
+        ids.sort();
+        ids
+    }
+
+    /// The verified identity a connection authenticated with (its claims),
+    /// or `None` if it is unknown or has not authenticated yet. Hosts keep
+    /// it beside the socket (a Durable Object's socket attachment).
+    pub fn identity(&self, conn: ConnectionId) -> Option<&Identity> {
+        self.connections.get(&conn)?.identity.as_ref()
+    }
+
     /// Rooms with at least one connection, sorted.
     pub fn room_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.rooms.keys().cloned().collect();

@@ -99,13 +99,15 @@ impl Engine {
         self.object_data_ok(data)?;
         let max = self.config.limits.max_objects_per_realm;
         let providers = self.providers.count(realm, &id);
-        let rm = self.realm_mut(realm)?;
-        if rm.objects.contains_key(&id) {
+        // Checked before the realm is created: a refused frame changes nothing.
+        let existing = self.realms.get(realm);
+        if existing.is_some_and(|rm| rm.objects.contains_key(&id)) {
             return Err(Refusal(ErrorCode::ObjectExists, format!("{id:?} already exists in realm {realm:?}")));
         }
-        if rm.objects.len() >= max {
+        if existing.map_or(0, |rm| rm.objects.len()) >= max {
             return Err(Refusal(ErrorCode::RealmFull, format!("realm {realm:?} holds {max} objects")));
         }
+        let rm = self.realm_mut(realm)?;
         rm.objects.insert(id.clone(), Object { data: data.map(RawValue::to_owned), providers });
         self.ack(conn, r, "object.create", AckBody::default());
         self.emit_object_change(realm, &id, "create", now);

@@ -34,6 +34,17 @@ struct JsCredentials {
     identity: Option<Identity>,
 }
 
+/// Options through JSON text, so that unknown option names are refused
+/// (serde-wasm-bindgen reads only the fields it knows).
+fn config_of(config: JsValue) -> Result<Config, JsError> {
+    if config.is_undefined() || config.is_null() {
+        return Ok(Config::default());
+    }
+    let text: String =
+        js_sys::JSON::stringify(&config).map_err(|_| JsError::new("invalid options: not JSON-serialisable"))?.into();
+    serde_json::from_str(&text).map_err(|e| js_err(format!("invalid options: {e}")))
+}
+
 fn js_err(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }
@@ -67,17 +78,27 @@ impl WasmEngine {
     /// `Config`), or undefined for the defaults.
     #[wasm_bindgen(constructor)]
     pub fn new(config: JsValue) -> Result<WasmEngine, JsError> {
-        let config: Config = if config.is_undefined() || config.is_null() {
-            Config::default()
-        } else {
-            // Through JSON text, so that unknown option names are refused
-            // (serde-wasm-bindgen reads only the fields it knows).
-            let text: String = js_sys::JSON::stringify(&config)
-                .map_err(|_| JsError::new("invalid options: not JSON-serialisable"))?
-                .into();
-            serde_json::from_str(&text).map_err(|e| js_err(format!("invalid options: {e}")))?
-        };
-        Ok(WasmEngine { engine: Engine::new(config).map_err(js_err)? })
+        Ok(WasmEngine { engine: Engine::new(config_of(config)?).map_err(js_err)? })
+    }
+
+    /// An engine rebuilt from `snapshot()` bytes (see the Rust docs).
+    pub fn restore(config: JsValue, bytes: &[u8]) -> Result<WasmEngine, JsError> {
+        Ok(WasmEngine { engine: Engine::restore(config_of(config)?, bytes).map_err(js_err)? })
+    }
+
+    /// The whole state, versioned and compact.
+    pub fn snapshot(&self) -> Vec<u8> {
+        self.engine.snapshot()
+    }
+
+    #[wasm_bindgen(js_name = connectionIds)]
+    pub fn connection_ids(&self) -> Vec<f64> {
+        self.engine.connection_ids().into_iter().map(|c| c.0 as f64).collect()
+    }
+
+    /// The verified identity of a connection (`{clientId, rooms, expiresAt, per, dpv}`), or null.
+    pub fn identity(&self, id: f64) -> Result<JsValue, JsError> {
+        to_js(&self.engine.identity(conn(id)?))
     }
 
     pub fn open(&mut self, id: f64, credentials: JsValue, now: f64) -> Result<JsValue, JsError> {
