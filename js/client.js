@@ -121,7 +121,30 @@ export class Client extends Emitter {
     if (!this.url) throw new RollcallError('BAD_REQUEST', 'no url to connect to');
     this._closing = false;
     await this._open();
-    if (this.token || this.options.getToken) await this.authenticate(this.token ?? undefined);
+    await this._identify();
+    return this;
+  }
+
+  /**
+   * After the socket opens: authenticate with a token if there is one;
+   * otherwise the server authenticated the upgrade itself (host-side auth)
+   * and its `welcome` says who we are.
+   */
+  async _identify() {
+    if (this.token || this.options.getToken) return this.authenticate(this.token ?? undefined);
+    const welcome = await Promise.race([
+      this._welcome,
+      new Promise((_, reject) =>
+        setTimeout(
+          () => reject(new RollcallError('TIMEOUT', 'no welcome from the server: pass a token or getToken')),
+          this.options.requestTimeoutMs,
+        ),
+      ),
+    ]);
+    this._authenticated(welcome);
+    await this._resync();
+    this._setStatus('connected');
+    this._readyResolve?.();
     return this;
   }
 
@@ -175,6 +198,7 @@ export class Client extends Emitter {
     if (!WS) throw new RollcallError('BAD_REQUEST', 'no WebSocket class: pass options.WebSocket');
     this._setStatus('connecting');
     this._ready = new Promise((resolve) => (this._readyResolve = resolve));
+    this._welcome = new Promise((resolve) => (this._welcomeResolve = resolve));
     return new Promise((resolve, reject) => {
       const ws = new WS(this.url);
       this._ws = ws;
@@ -216,7 +240,7 @@ export class Client extends Emitter {
   async _reconnect() {
     try {
       await this._open();
-      await this.authenticate();
+      await this._identify();
     } catch (err) {
       if (this._ws) this._ws.close(1000, 'reconnect failed');
       else if (!this._closing && this.connectionStatus !== 'reconnecting') this._closed(1006, String(err.message));
@@ -298,6 +322,7 @@ export class Client extends Emitter {
     } else if (f.type === 'welcome') {
       this.id = f.id;
       this.clientId = f.clientId;
+      this._welcomeResolve?.(f);
     } else if (f.type === 'presence' || f.type === 'message') {
       this._rooms.get(f.room)?._receive(f);
     } else if (f.type === 'object' || f.type === 'event') {
