@@ -1,13 +1,13 @@
 // Types for rollcall/client.
 import type { ErrorCode, ConnectionStatus } from './index.js';
 
-export type ClientErrorCode = ErrorCode | 'TIMEOUT' | 'DISCONNECTED' | 'CLOSED' | 'AUTH_FAILED';
+export type ClientErrorCode = ErrorCode | 'TIMEOUT' | 'DISCONNECTED' | 'CLOSED' | 'AUTH_FAILED' | 'TOKEN_EXPIRED';
 
 export declare class RollcallError extends Error {
   readonly code: ClientErrorCode;
   /** The request's ref, for protocol errors. */
   readonly ref?: number;
-  /** The WebSocket close code, for AUTH_FAILED. */
+  /** The WebSocket close code, for AUTH_FAILED (4001) and TOKEN_EXPIRED (4002, without getToken). */
   readonly closeCode?: number;
 }
 
@@ -98,6 +98,11 @@ export interface ObjectChange {
   timestamp: string;
 }
 
+/**
+ * `'update'` gets the whole map `{ [id]: object }`: at once when a listener is
+ * added (in a microtask), after every change, and with a fresh snapshot after
+ * a reconnect. `'change'` gets each change.
+ */
 export declare class ObjectSubscription extends Emitter<{ update: [Record<string, RemoteObject>]; change: [ObjectChange] }> {
   readonly pattern: string | null;
   readonly objects: Record<string, RemoteObject>;

@@ -16,7 +16,7 @@
 // subscriptions, reconciling what it missed (no ghost, no duplicate).
 
 /** A protocol error: `code` is one of docs/PROTOCOL.md's error codes, or
- *  TIMEOUT, DISCONNECTED, CLOSED, AUTH_FAILED (with `closeCode`). */
+ *  TIMEOUT, DISCONNECTED, CLOSED, AUTH_FAILED or TOKEN_EXPIRED (with `closeCode`). */
 export class RollcallError extends Error {
   constructor(code, message, extra = {}) {
     super(`${code}: ${message}`);
@@ -47,6 +47,10 @@ class Emitter {
       fn(...args);
     };
     return this.on(event, wrapped);
+  }
+
+  _has(event, fn) {
+    return this.#handlers.get(event)?.has(fn) ?? false;
   }
 
   emit(event, ...args) {
@@ -106,6 +110,8 @@ export class Client extends Emitter {
     this._retryTimer = null;
     this._refreshTimer = null;
     this._ready = null;
+    this._readyPending = false;
+    this._authing = false;
     this.realm = { get: async (name) => this._realm(name) };
   }
 
@@ -121,31 +127,27 @@ export class Client extends Emitter {
     if (!this.url) throw new RollcallError('BAD_REQUEST', 'no url to connect to');
     this._closing = false;
     await this._open();
-    await this._identify();
+    // Without a token the socket is open and waits: for authenticate(token)
+    // (seed 000: connect(url), then authenticate), or for the server's
+    // `welcome` when the host authenticated the upgrade itself (host-side
+    // auth; see _welcomed). Requests wait for either.
+    if (this.token || this.options.getToken) await this.authenticate(this.token ?? undefined);
     return this;
   }
 
-  /**
-   * After the socket opens: authenticate with a token if there is one;
-   * otherwise the server authenticated the upgrade itself (host-side auth)
-   * and its `welcome` says who we are.
-   */
-  async _identify() {
-    if (this.token || this.options.getToken) return this.authenticate(this.token ?? undefined);
-    const welcome = await Promise.race([
-      this._welcome,
-      new Promise((_, reject) =>
-        setTimeout(
-          () => reject(new RollcallError('TIMEOUT', 'no welcome from the server: pass a token or getToken')),
-          this.options.requestTimeoutMs,
-        ),
-      ),
-    ]);
+  /** An unsolicited `welcome`: the host authenticated the socket itself. */
+  async _welcomed(welcome) {
+    const ws = this._ws;
     this._authenticated(welcome);
-    await this._resync();
+    try {
+      await this._resync();
+    } catch {
+      return; // the socket went; its close handler takes over
+    }
+    if (this._ws !== ws || this.connectionStatus === 'connected') return;
+    this._attempt = 0;
     this._setStatus('connected');
-    this._readyResolve?.();
-    return this;
+    this._settleReady();
   }
 
   /** Sends `auth` with `token` (or a fresh one from `getToken`). */
@@ -153,11 +155,20 @@ export class Client extends Emitter {
     if (token) this.token = token;
     else if (this.options.getToken) this.token = await this.options.getToken();
     if (!this.token) throw new RollcallError('BAD_REQUEST', 'no token to authenticate with');
-    const ack = await this._send({ op: 'auth', token: this.token }, { beforeReady: true });
+    const refresh = this.connectionStatus === 'connected';
+    this._authing = !refresh;
+    let ack;
+    try {
+      ack = await this._send({ op: 'auth', token: this.token }, { beforeReady: true });
+    } finally {
+      this._authing = false;
+    }
     this._authenticated(ack);
+    if (refresh) return this; // a refresh: rooms and subscriptions stay as they are
     await this._resync();
+    this._attempt = 0;
     this._setStatus('connected');
-    this._readyResolve?.();
+    this._settleReady();
     return this;
   }
 
@@ -168,6 +179,7 @@ export class Client extends Emitter {
     clearTimeout(this._refreshTimer);
     this._ws?.close(1000, 'client closed');
     this._failPending('CLOSED', 'the client was closed');
+    this._settleReady(new RollcallError('CLOSED', 'the client was closed'));
     this._setStatus('disconnected');
   }
 
@@ -179,6 +191,7 @@ export class Client extends Emitter {
       this._rooms.set(name, room);
     }
     room._s.joined = this._send({ op: 'room.join', room: name }).then(() => undefined);
+    room._s.joined.catch(() => {}); // a caller that never awaits the room must not crash the process
     return room;
   }
 
@@ -196,16 +209,14 @@ export class Client extends Emitter {
   _open() {
     const WS = this.options.WebSocket ?? globalThis.WebSocket;
     if (!WS) throw new RollcallError('BAD_REQUEST', 'no WebSocket class: pass options.WebSocket');
-    this._setStatus('connecting');
-    this._ready = new Promise((resolve) => (this._readyResolve = resolve));
-    this._welcome = new Promise((resolve) => (this._welcomeResolve = resolve));
+    if (this.connectionStatus !== 'reconnecting') this._setStatus('connecting');
+    this._newReady();
     return new Promise((resolve, reject) => {
       const ws = new WS(this.url);
       this._ws = ws;
       let opened = false;
       ws.onopen = () => {
         opened = true;
-        this._attempt = 0;
         resolve();
       };
       ws.onmessage = (e) => this._receive(typeof e.data === 'string' ? e.data : String(e.data));
@@ -221,15 +232,25 @@ export class Client extends Emitter {
 
   _closed(code, reason) {
     clearTimeout(this._refreshTimer);
-    this._failPending('DISCONNECTED', `connection closed (${code} ${reason ?? ''})`.trim());
+    // Without getToken there is no other token to try: a refused or expired
+    // one ends the connection (no reconnect loop with a dead token).
+    let fatal = null;
+    if (!this.options.getToken && code === CLOSE_AUTH_FAILED) {
+      fatal = new RollcallError('AUTH_FAILED', reason || 'token refused', { closeCode: code });
+    } else if (!this.options.getToken && code === CLOSE_TOKEN_EXPIRED) {
+      fatal = new RollcallError('TOKEN_EXPIRED', reason || 'token expired', { closeCode: code });
+    }
+    const message = `connection closed (${code} ${reason ?? ''})`.trim();
+    this._failPending(fatal?.code ?? 'DISCONNECTED', fatal ? fatal.message : message);
     this.emit('close', { code, reason });
-    const fatal = code === CLOSE_AUTH_FAILED && !this.options.getToken;
     if (this._closing || !this.options.reconnect || fatal || code === CLOSE_POLICY) {
+      this._settleReady(fatal ?? new RollcallError(this._closing ? 'CLOSED' : 'DISCONNECTED', message));
       this._setStatus('disconnected');
-      if (fatal) this.emit('error', new RollcallError('AUTH_FAILED', reason || 'token refused', { closeCode: code }));
+      if (fatal) this.emit('error', fatal);
       return;
     }
     if (code === CLOSE_TOKEN_EXPIRED || code === CLOSE_AUTH_FAILED) this.token = null;
+    this._newReady();
     this._setStatus('reconnecting');
     const { minDelayMs, maxDelayMs, backoffFactor } = this.options;
     const cap = Math.min(maxDelayMs, minDelayMs * backoffFactor ** this._attempt++);
@@ -240,7 +261,8 @@ export class Client extends Emitter {
   async _reconnect() {
     try {
       await this._open();
-      await this._identify();
+      // Without a token, host-side auth answers the open with a `welcome`.
+      if (this.token || this.options.getToken) await this.authenticate();
     } catch (err) {
       if (this._ws) this._ws.close(1000, 'reconnect failed');
       else if (!this._closing && this.connectionStatus !== 'reconnecting') this._closed(1006, String(err.message));
@@ -272,7 +294,32 @@ export class Client extends Emitter {
     const work = [];
     for (const room of this._rooms.values()) work.push(room._resync());
     for (const realm of this._realms.values()) work.push(realm._resync());
-    await Promise.all(work);
+    for (const result of await Promise.allSettled(work)) {
+      if (result.status === 'rejected') {
+        const err = result.reason;
+        // A lost socket fails the reconnect (and retries); a refusal is reported.
+        if (err?.code === 'DISCONNECTED' || err?.code === 'CLOSED') throw err;
+        this.emit('error', err);
+      }
+    }
+  }
+
+  _newReady() {
+    if (this._readyPending) return;
+    this._readyPending = true;
+    this._ready = new Promise((resolve, reject) => {
+      this._readyResolve = resolve;
+      this._readyReject = reject;
+    });
+    this._ready.catch(() => {});
+  }
+
+  /** Lets requests waiting for the connection go (or fail with `err`). */
+  _settleReady(err) {
+    if (!this._readyPending) return;
+    this._readyPending = false;
+    if (err) this._readyReject(err);
+    else this._readyResolve();
   }
 
   _failPending(code, message) {
@@ -284,20 +331,24 @@ export class Client extends Emitter {
   }
 
   /** Sends one request; resolves with its ack, rejects with its error. */
-  async _send(frame, { beforeReady = false } = {}) {
-    if (!beforeReady && this.connectionStatus !== 'connected') {
-      if (this._closing || this.connectionStatus === 'disconnected') {
+  async _send(frame, { beforeReady = false, onAck } = {}) {
+    // Wait for the (current) connection; a reconnect makes a new one.
+    while (!beforeReady && this.connectionStatus !== 'connected') {
+      if (this._closing || this.connectionStatus === 'disconnected' || !this._readyPending) {
         throw new RollcallError('DISCONNECTED', 'not connected');
       }
       await this._ready;
     }
+    if (!this._ws || this._ws.readyState !== 1) throw new RollcallError('DISCONNECTED', 'not connected');
     const ref = ++this._ref;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this._pending.delete(ref);
         reject(new RollcallError('TIMEOUT', `no answer to ${frame.op} in ${this.options.requestTimeoutMs} ms`));
       }, this.options.requestTimeoutMs);
-      this._pending.set(ref, { resolve, reject, timer });
+      // onAck runs synchronously with the ack, before any later frame is
+      // handled: a snapshot must be applied before the events that follow it.
+      this._pending.set(ref, { resolve, reject, timer, onAck });
       this._ws.send(JSON.stringify({ ...frame, ref }));
     });
   }
@@ -317,12 +368,20 @@ export class Client extends Emitter {
       }
       this._pending.delete(f.ref);
       clearTimeout(pending.timer);
-      if (f.type === 'ack') pending.resolve(f);
-      else pending.reject(new RollcallError(f.code, f.message, { ref: f.ref }));
+      if (f.type === 'ack') {
+        try {
+          pending.onAck?.(f);
+        } catch (err) {
+          pending.reject(err);
+          return;
+        }
+        pending.resolve(f);
+      } else pending.reject(new RollcallError(f.code, f.message, { ref: f.ref }));
     } else if (f.type === 'welcome') {
       this.id = f.id;
       this.clientId = f.clientId;
-      this._welcomeResolve?.(f);
+      // Host-side auth; a client with a token authenticates itself instead.
+      if (!this._authing && !this.token && !this.options.getToken) this._welcomed(f);
     } else if (f.type === 'presence' || f.type === 'message') {
       this._rooms.get(f.room)?._receive(f);
     } else if (f.type === 'object' || f.type === 'event') {
@@ -381,7 +440,12 @@ class Room {
     if (!subs) {
       subs = new Set();
       this._s.eventSubs.set(event, subs);
-      await this._request({ op: 'subscribe', event });
+      try {
+        await this._request({ op: 'subscribe', event });
+      } catch (err) {
+        if (this._s.eventSubs.get(event) === subs && subs.size === 0) this._s.eventSubs.delete(event);
+        throw err;
+      }
     }
     subs.add(cb);
   }
@@ -484,7 +548,10 @@ class Presence extends Emitter {
    * a `leave`, newcomers a `join`, changed ones an `update`; nobody twice.
    */
   async _resubscribe() {
-    const ack = await this.room._request({ op: 'presence.subscribe' }, { beforeReady: true });
+    await this.room._request({ op: 'presence.subscribe' }, { beforeReady: true, onAck: (ack) => this._snapshot(ack) });
+  }
+
+  _snapshot(ack) {
     const before = this.room._s.members;
     const after = new Map(ack.members.map((m) => [m.id, m]));
     this.room._s.members = after;
@@ -589,7 +656,12 @@ class Objects {
   async subscribe(pattern) {
     const sub = new ObjectSubscription(this.realm, pattern ?? null);
     this.realm._subs.add(sub);
-    await sub._resubscribe();
+    try {
+      await sub._resubscribe();
+    } catch (err) {
+      this.realm._subs.delete(sub);
+      throw err;
+    }
     return sub;
   }
 }
@@ -602,15 +674,33 @@ class ObjectSubscription extends Emitter {
     this.matcher = pattern ? globMatcher(pattern) : () => true;
     /** id -> { id, data, connectionStatus } */
     this.objects = {};
+    this._synced = false;
+  }
+
+  /** An `'update'` listener gets the current map at once (in a microtask), then one after every change. */
+  on(event, fn) {
+    super.on(event, fn);
+    if (event === 'update' && this._synced) {
+      queueMicrotask(() => {
+        if (this._has('update', fn)) fn(this.objects);
+      });
+    }
+    return this;
   }
 
   async _resubscribe() {
-    const ack = await this.realm._request(
+    await this.realm._request(
       { op: 'object.subscribe', ...(this.pattern ? { pattern: this.pattern } : {}) },
-      { beforeReady: true },
+      {
+        beforeReady: true,
+        onAck: (ack) => {
+          this.objects = Object.fromEntries(ack.objects.map((o) => [o.id, o]));
+          // A resubscription (after a reconnect) brings a fresh snapshot.
+          if (this._synced) this.emit('update', this.objects);
+          this._synced = true;
+        },
+      },
     );
-    this.objects = Object.fromEntries(ack.objects.map((o) => [o.id, o]));
-    queueMicrotask(() => this.emit('update', this.objects));
   }
 
   _receive(f) {
@@ -622,7 +712,9 @@ class ObjectSubscription extends Emitter {
   }
 
   async unsubscribe() {
-    this.realm._subs.delete(this);
+    if (!this.realm._subs.delete(this)) return;
+    // The server holds one subscription per pattern; another local one may still use it.
+    for (const other of this.realm._subs) if (other.pattern === this.pattern) return;
     await this.realm._request({ op: 'object.unsubscribe', ...(this.pattern ? { pattern: this.pattern } : {}) });
   }
 }
@@ -640,7 +732,12 @@ class PubSub {
     if (!entry) {
       entry = { event, pattern, matcher: pattern ? globMatcher(pattern) : () => true, cbs: new Set() };
       this.realm._events.set(key, entry);
-      await this.realm._request({ op: 'realm.subscribe', event, ...(pattern ? { pattern } : {}) });
+      try {
+        await this.realm._request({ op: 'realm.subscribe', event, ...(pattern ? { pattern } : {}) });
+      } catch (err) {
+        if (this.realm._events.get(key) === entry && entry.cbs.size === 0) this.realm._events.delete(key);
+        throw err;
+      }
     }
     entry.cbs.add(cb);
   }
