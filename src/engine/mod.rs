@@ -233,10 +233,11 @@ impl Engine {
                 self.ack(conn, r, "presence.leave", AckBody::default());
                 self.remove_presence(conn, &room, now);
             }),
-            Request::PresenceGet { room, view } => self.joined(conn, &room).map(|_| {
-                let body = snapshot(&self.rooms[&room], view);
-                let payload = reply::ack(r, "presence.get", body);
+            Request::PresenceGet { room, view } => self.joined(conn, &room).and_then(|_| {
+                let rm = self.rooms.get(&room).ok_or_else(not_joined)?;
+                let payload = reply::ack(r, "presence.get", snapshot(rm, view));
                 self.send(vec![conn], payload);
+                Ok(())
             }),
             Request::PresenceSubscribe { room, events, view } => {
                 self.presence_subscribe(conn, r, &room, events, view)
@@ -554,7 +555,7 @@ impl Engine {
         if !joined.actions.allows(RoomAction::Presence) {
             return Err(Refusal(ErrorCode::Forbidden, format!("not allowed to enter the presence set of {room:?}")));
         }
-        let c = &self.connections[&conn];
+        let c = self.connections.get(&conn).ok_or_else(unknown_connection)?;
         let Some(client_id) = c.client_id.clone() else {
             return Err(Refusal(ErrorCode::NoClientId, "presence needs a clientId (`sub`)".into()));
         };
@@ -577,8 +578,11 @@ impl Engine {
             Upsert::Joined { first_of_client } => (PresenceKind::Join, first_of_client),
             Upsert::Updated => (PresenceKind::Update, true),
         };
-        let rm = &self.rooms[room];
-        emit_presence(&mut self.outputs, room, rm, conn, &rm.members[&conn], kind, client_edge, now);
+        if let Some(rm) = self.rooms.get(room) {
+            if let Some(member) = rm.members.get(&conn) {
+                emit_presence(&mut self.outputs, room, rm, conn, member, kind, client_edge, now);
+            }
+        }
         Ok(())
     }
 
@@ -679,7 +683,7 @@ impl Engine {
         if !joined.actions.allows(RoomAction::Publish) {
             return Err(Refusal(ErrorCode::Forbidden, format!("not allowed to publish in room {room:?}")));
         }
-        let c = &self.connections[&conn];
+        let c = self.connections.get(&conn).ok_or_else(unknown_connection)?;
         let to = self.rooms.get(room).map(|rm| rm.event_recipients(event)).unwrap_or_default();
         let body = AckBody { recipients: Some(to.len()), ..AckBody::default() };
         let payload =
@@ -693,7 +697,7 @@ impl Engine {
 
     fn conn(&mut self, conn: ConnectionId) -> Result<&mut Connection, Refusal> {
         // Callers are reached only from handle_frame, which found the connection.
-        self.connections.get_mut(&conn).ok_or_else(|| Refusal(ErrorCode::BadRequest, "unknown connection".into()))
+        self.connections.get_mut(&conn).ok_or_else(unknown_connection)
     }
 
     fn joined(&self, conn: ConnectionId, room: &str) -> Result<JoinedRoom, Refusal> {
@@ -773,6 +777,10 @@ fn truncate_reason(mut reason: String) -> String {
         reason.push_str("...");
     }
     reason
+}
+
+fn unknown_connection() -> Refusal {
+    Refusal(ErrorCode::BadRequest, "unknown connection".into())
 }
 
 fn not_joined() -> Refusal {

@@ -325,7 +325,7 @@ impl Engine {
         if !allowed {
             return Err(Refusal(ErrorCode::Forbidden, format!("no update (U) right to publish in realm {realm:?}")));
         }
-        let c = &self.connections[&conn];
+        let Some(c) = self.connections.get(&conn) else { return Ok(()) };
         let from = (Arc::clone(&c.presence_id), c.client_id.clone());
         let payload =
             reply::realm_event(realm, event, &iso8601(now), id, Some((&from.0, from.1.as_deref())), data);

@@ -209,6 +209,13 @@ impl Engine {
         for rs in state.rooms {
             e.restore_room(rs)?;
         }
+        // The converse of restore_room's check: a connection that lists a
+        // room the room does not list would later index a missing room.
+        for (id, c) in &e.connections {
+            if let Some(room) = c.rooms.keys().find(|r| !e.rooms.get(*r).is_some_and(|rm| rm.joined.contains(id))) {
+                return Err(corrupt(format!("connection {} lists room {room:?}, which does not list it", id.0)));
+            }
+        }
         for rs in state.realms {
             let realm = e.realms.entry(rs.name).or_default();
             for (id, data, providers) in rs.objects {
@@ -234,6 +241,9 @@ impl Engine {
 
     fn restore_connection(&mut self, cs: ConnState) -> Result<(), Error> {
         let conn = ConnectionId(cs.id);
+        if self.connections.contains_key(&conn) {
+            return Err(corrupt(format!("connection {} is listed twice", cs.id)));
+        }
         let presence_id: Arc<str> = format!("{}:{}", self.config.app_id, cs.id).into();
         let mut c = Connection::new(presence_id, Arc::clone(&self.no_permissions), &self.config.limits, 0);
         c.rate = TokenBucket::from_state(cs.rate);
@@ -281,7 +291,11 @@ impl Engine {
             if !room.joined.contains(&conn) {
                 return Err(corrupt(format!("member {id} of room {:?} has not joined it", rs.name)));
             }
-            let presence_id = Arc::clone(&self.connections[&conn].presence_id);
+            let presence_id = self
+                .connections
+                .get(&conn)
+                .map(|c| Arc::clone(&c.presence_id))
+                .ok_or_else(|| corrupt(format!("member {id} is not a connection")))?;
             room.upsert(conn, Member { id: presence_id, client_id: client_id.into(), data: raw(data)? });
         }
         let mut count = |conn: ConnectionId| -> Result<(), Error> {
