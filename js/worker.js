@@ -20,6 +20,8 @@ const CHUNK_PREFIX = 'rollcall:snap:';
 const CHUNK_BYTES = 120 * 1024;
 /** The runtime's limit for a socket attachment. */
 const ATTACHMENT_BYTES = 16 * 1024;
+/** get(), put() and delete() take at most 128 keys at once. */
+const KEYS_PER_CALL = 128;
 const STORAGE_FORMAT = 1;
 const OPEN = 1;
 
@@ -92,7 +94,13 @@ export class RollcallDurableObject {
     await this.#load();
     const id = attachmentOf(ws)?.id;
     if (id == null) return;
-    await this.#run(this.#engine.message(id, message));
+    const batch = this.#engine.message(id, message);
+    await this.#run(batch);
+    // A refreshed token (the ack of a later `auth`) changed the identity
+    // kept beside the socket; the first `auth` is handled by its event.
+    if (batch.sends.some((s) => s.to.includes(id) && s.payload.startsWith('{"type":"ack"') && s.payload.includes('"op":"auth"'))) {
+      this.#attach(id);
+    }
   }
 
   async webSocketClose(ws, code, reason) {
@@ -114,6 +122,9 @@ export class RollcallDurableObject {
     this.#engine?.free();
     this.#engine = null;
     this.#sockets = null;
+    this.#nextId = 1;
+    this.#chunks = 0;
+    this.#alarmAt = null;
   }
 
   async #gone(ws, code, reason) {
@@ -138,7 +149,10 @@ export class RollcallDurableObject {
     let engine;
     if (meta?.format === STORAGE_FORMAT && meta.chunks > 0) {
       const keys = Array.from({ length: meta.chunks }, (_, i) => CHUNK_PREFIX + i);
-      const parts = await storage.get(keys);
+      const parts = new Map();
+      for (let i = 0; i < keys.length; i += KEYS_PER_CALL) {
+        for (const [k, v] of await storage.get(keys.slice(i, i + KEYS_PER_CALL))) parts.set(k, v);
+      }
       const bytes = new Uint8Array(meta.bytes);
       let offset = 0;
       for (const key of keys) {
@@ -171,7 +185,10 @@ export class RollcallDurableObject {
     for (const [id, ws] of sockets) {
       if (known.has(id)) continue;
       const identity = attachmentOf(ws)?.identity;
-      batches.push(engine.open(id, identity ? { identity } : undefined));
+      const batch = engine.open(id, identity ? { identity } : undefined);
+      // The client had its welcome when it first opened: no second one.
+      batch.sends = batch.sends.filter((s) => !(s.to.length === 1 && s.to[0] === id && s.payload.startsWith('{"type":"welcome"')));
+      batches.push(batch);
     }
     for (const batch of batches) await this.#run(batch);
   }
@@ -220,13 +237,13 @@ export class RollcallDurableObject {
     const entries = {};
     for (let i = 0; i < chunks; i++) entries[CHUNK_PREFIX + i] = bytes.slice(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES);
     entries[META_KEY] = { format: STORAGE_FORMAT, chunks, bytes: bytes.length, nextId: this.#nextId, alarmAt: wakeAt ?? null };
-    // put() takes at most 128 keys at once.
     const keys = Object.keys(entries);
-    for (let i = 0; i < keys.length; i += 128) {
-      await storage.put(Object.fromEntries(keys.slice(i, i + 128).map((k) => [k, entries[k]])));
+    for (let i = 0; i < keys.length; i += KEYS_PER_CALL) {
+      await storage.put(Object.fromEntries(keys.slice(i, i + KEYS_PER_CALL).map((k) => [k, entries[k]])));
     }
-    if (this.#chunks > chunks) {
-      await storage.delete(Array.from({ length: this.#chunks - chunks }, (_, i) => CHUNK_PREFIX + (chunks + i)));
+    const stale = Array.from({ length: Math.max(0, this.#chunks - chunks) }, (_, i) => CHUNK_PREFIX + (chunks + i));
+    for (let i = 0; i < stale.length; i += KEYS_PER_CALL) {
+      await storage.delete(stale.slice(i, i + KEYS_PER_CALL));
     }
     this.#chunks = chunks;
     if ((wakeAt ?? null) !== this.#alarmAt) {

@@ -1,0 +1,33 @@
+// A presence service on Cloudflare: one Durable Object per room hosts a
+// rollcall Engine with the WebSocket Hibernation API, and the Worker routes
+// each WebSocket upgrade to the object named by its `?room=` parameter.
+//
+//   wss://<your-worker>/?room=lobby&token=<jwt>
+//
+// See README.md for deploying, routing and hibernation.
+import { RollcallDurableObject, routeUpgrade } from 'rollcall/worker';
+
+export class Presence extends RollcallDurableObject {
+  /** The engine's options, from the Worker's secrets and vars. */
+  engineOptions(env) {
+    if (!env.JWT_SECRET) throw new Error('JWT_SECRET is not set: wrangler secret put JWT_SECRET');
+    const auth = { keys: [{ algorithm: 'HS256', secret: env.JWT_SECRET }] };
+    if (env.AUTH_TIMEOUT_MS) auth.authTimeoutMs = Number(env.AUTH_TIMEOUT_MS);
+    if (env.JWT_ISSUER) auth.issuers = [env.JWT_ISSUER];
+    return { auth };
+  }
+}
+
+export default {
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket') {
+      if (url.pathname === '/') return new Response('rollcall presence: connect a WebSocket to /?room=<name>&token=<jwt>\n');
+      return new Response('not found\n', { status: 404 });
+    }
+    // One object per room; a missing or overlong room name is refused.
+    const room = url.searchParams.get('room');
+    if (!room || room.length > 256) return new Response('a ?room= of at most 256 characters is required\n', { status: 400 });
+    return routeUpgrade(request, env.PRESENCE);
+  },
+};

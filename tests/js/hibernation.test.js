@@ -1,0 +1,398 @@
+// rollcall/worker under workerd: a Durable Object with the WebSocket
+// Hibernation API (tests/js/hibernation/worker.js) behind Miniflare, real
+// `ws` clients, and the object's in-memory engine thrown away between
+// events (the test-only POST /__evict route calls RollcallDurableObject#evict,
+// which drops the engine exactly as hibernation drops the object's memory).
+// After every eviction the next event restores the engine from the snapshot
+// in storage and reconciles it with ctx.getWebSockets(); the clients must not
+// notice: no member lost, no ghost, no duplicate event, object status kept,
+// deadlines still fired by the alarm. All in one Miniflare instance.
+//
+//   node --test tests/js/hibernation.test.js
+//
+// workerd (locally) sends the close frame of a hibernatable socket at once
+// but, when the object closes the socket outside that socket's own event
+// (from alarm() or fetch()), tears the TCP connection down only ~10 s later;
+// `ws` emits 'close' only then. So server-side closes are observed when the
+// close frame arrives (closeFrame() below), not by waiting for 'close'.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { Miniflare } from 'miniflare';
+import { TestClient, mintToken, eventually } from './helpers.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const SECRET = 'hibernation-test-secret';
+const AUTH_TIMEOUT_MS = 500;
+
+let mf;
+let wsBase;
+const clients = [];
+
+before(async () => {
+  mf = new Miniflare({
+    modules: true,
+    modulesRoot: ROOT,
+    scriptPath: fileURLToPath(new URL('./hibernation/worker.js', import.meta.url)),
+    modulesRules: [
+      { type: 'ESModule', include: ['**/*.js'] },
+      { type: 'CompiledWasm', include: ['**/*.wasm'] },
+    ],
+    compatibilityDate: '2024-09-23',
+    durableObjects: { PRESENCE: 'Presence' },
+    bindings: { JWT_SECRET: SECRET, AUTH_TIMEOUT_MS: String(AUTH_TIMEOUT_MS) },
+  });
+  wsBase = (await mf.ready).href.replace(/^http/, 'ws');
+});
+
+after(async () => {
+  for (const c of clients) c.ws.terminate();
+  await mf?.dispose();
+});
+
+const tokenFor = (sub, claims = {}) => mintToken(SECRET, { sub, exp: Math.floor(Date.now() / 1000) + 600, ...claims });
+
+/** Opens a socket to the object of `room`; with a token, waits for the welcome. */
+async function connect(room, token) {
+  const url = new URL(wsBase);
+  url.searchParams.set('room', room);
+  if (token) url.searchParams.set('token', token);
+  const client = await TestClient.connect(url.href);
+  clients.push(client);
+  if (token) client.welcome = await client.wait((f) => f.type === 'welcome');
+  return client;
+}
+
+async function ok(client, frame) {
+  const reply = await client.request(frame);
+  assert.equal(reply.type, 'ack', `${frame.op} refused: ${JSON.stringify(reply)}`);
+  return reply;
+}
+
+/** A member of `room`'s presence set with `data`. */
+async function member(room, sub, data) {
+  const client = await connect(room, tokenFor(sub));
+  await ok(client, { op: 'room.join', room });
+  await ok(client, { op: 'presence.join', room, data });
+  return client;
+}
+
+/** POSTs to a test-only route of the object of `params.room`. */
+async function post(path, params) {
+  const url = new URL(path, 'http://localhost');
+  for (const [k, v] of Object.entries(params)) url.searchParams.set(k, String(v));
+  const res = await mf.dispatchFetch(url, { method: 'POST' });
+  assert.equal(res.status, 200);
+  return res.json();
+}
+
+/** Drops the object's in-memory engine (test-only route). */
+const evict = (room, params = {}) => post('/__evict', { room, ...params });
+
+/** The engine's view of `room` (test-only route; it loads the engine, so it is an event). */
+async function state(room, realm) {
+  const url = new URL('http://localhost/__state');
+  url.searchParams.set('room', room);
+  if (realm) url.searchParams.set('realm', realm);
+  return (await mf.dispatchFetch(url)).json();
+}
+
+/**
+ * A round trip: every frame the object sent this client before the ping's
+ * ack has arrived by then (one object, one ordered socket).
+ */
+const barrier = (client) => ok(client, { op: 'ping' });
+
+/** The close frame the server sent (code, reason), as soon as it arrives. */
+async function closeFrame(client, ms = 3000) {
+  await eventually(() => client.ws._closeFrameReceived || client.ws.readyState === 3, ms);
+  const closed = { code: client.ws._closeCode, reason: client.ws._closeMessage.toString() };
+  client.ws.terminate();
+  return closed;
+}
+
+const presenceOf = (client, event, clientId) =>
+  client.frames.filter((f) => f.type === 'presence' && f.event === event && (clientId == null || f.clientId === clientId));
+
+const view = (members) => members.map(({ id, clientId, data }) => ({ id, clientId, data }));
+
+test('presence across evictions: no member lost, no duplicate, no ghost', { timeout: 15_000 }, async () => {
+  const room = 'lobby';
+  const watcher = await connect(room, tokenFor('watcher'));
+  await ok(watcher, { op: 'room.join', room });
+  assert.deepEqual((await ok(watcher, { op: 'presence.subscribe', room })).members, []);
+
+  const alice = await member(room, 'alice', { n: 'A' });
+  const bob = await member(room, 'bob', { n: 'B' });
+  const carol = await member(room, 'carol', { n: 'C' });
+  const dan = await member(room, 'dan', { n: 'D' });
+  await barrier(watcher);
+  assert.deepEqual(presenceOf(watcher, 'join').map((f) => f.clientId), ['alice', 'bob', 'carol', 'dan']);
+  const before = (await ok(watcher, { op: 'presence.get', room })).members;
+  assert.equal(before.length, 4);
+
+  // No member lost: the presence set and the connections survive one eviction...
+  await evict(room);
+  assert.deepEqual((await ok(watcher, { op: 'presence.get', room })).members, before);
+  // ...and several in a row (state() loads the engine in between).
+  for (let i = 0; i < 3; i++) {
+    await evict(room);
+    const s = await state(room);
+    assert.deepEqual(view(s.members), before);
+    assert.deepEqual(s.counts, { connections: 5, members: 4, clients: 4 });
+    assert.equal(s.connectionIds.length, 5);
+  }
+  await evict(room);
+  await evict(room);
+
+  // No duplicate: an update after the evictions reaches the subscriber once,
+  // and nobody is joined again.
+  await ok(alice, { op: 'presence.update', room, data: { n: 'A2' } });
+  await evict(room);
+  await ok(bob, { op: 'presence.update', room, data: { n: 'B2' } });
+  await barrier(watcher);
+  assert.deepEqual(presenceOf(watcher, 'update').map((f) => [f.clientId, f.data]), [['alice', { n: 'A2' }], ['bob', { n: 'B2' }]]);
+  assert.equal(presenceOf(watcher, 'join').length, 4);
+  assert.equal(presenceOf(watcher, 'leave').length, 0);
+  // The clients themselves got no second welcome.
+  for (const c of [watcher, alice, bob, carol, dan]) assert.equal(c.frames.filter((f) => f.type === 'welcome').length, 1);
+
+  // No ghost, a socket dropped after the eviction: the others see it leave.
+  await evict(room);
+  alice.ws.terminate();
+  await watcher.wait((f) => f.type === 'presence' && f.event === 'leave' && f.clientId === 'alice');
+
+  // Dropped while evicted (evict, then close before any other event): its
+  // close event is the next event, and it leaves.
+  await evict(room);
+  bob.ws.terminate();
+  await watcher.wait((f) => f.type === 'presence' && f.event === 'leave' && f.clientId === 'bob');
+
+  // Closed, then evicted at once (the close may be handled before or after).
+  carol.ws.terminate();
+  await evict(room);
+  await evict(room);
+  const members = (await ok(watcher, { op: 'presence.get', room })).members;
+  await watcher.wait((f) => f.type === 'presence' && f.event === 'leave' && f.clientId === 'carol');
+  assert.ok(!members.some((m) => m.clientId === 'alice' || m.clientId === 'bob'));
+
+  // A socket closed on the server side, outside the engine, while the
+  // object is evicted: the client's answering close wakes the object, which
+  // finds the socket gone (the reconciliation) or handles the close event.
+  const danId = Number(dan.welcome.id.split(':')[1]);
+  await evict(room, { drop: danId });
+  assert.deepEqual((await closeFrame(dan)).code, 1000);
+  await barrier(watcher);
+  const after = (await ok(watcher, { op: 'presence.get', room })).members;
+  assert.deepEqual(after, []);
+  await watcher.wait((f) => f.type === 'presence' && f.event === 'leave' && f.clientId === 'dan');
+
+  // A close the object never heard of (its close and error events are
+  // dropped by the test worker): the engine still holds the connection until
+  // the object is evicted; the next load finds its socket gone and closes it.
+  const frank = await member(room, 'frank', { n: 'F' });
+  await post('/__deaf', { room, on: 1 });
+  frank.ws.terminate();
+  const frankId = Number(frank.welcome.id.split(':')[1]);
+  const frankSocketGone = async () => {
+    const s = await state(room);
+    return s.attachments.every((a, i) => a.id !== frankId || s.readyStates[i] !== 1);
+  };
+  for (let i = 0; !(await frankSocketGone()); i++) {
+    assert.ok(i < 100, 'the socket closes');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.ok((await state(room)).connectionIds.includes(frankId), 'the engine did not hear of the close');
+  await evict(room);
+  await post('/__deaf', { room, on: 0 });
+  assert.ok(!(await ok(watcher, { op: 'presence.get', room })).members.some((m) => m.clientId === 'frank'));
+  await watcher.wait((f) => f.type === 'presence' && f.event === 'leave' && f.clientId === 'frank');
+
+  // Exactly one leave each, and the engine holds the watcher alone.
+  await barrier(watcher);
+  assert.deepEqual(presenceOf(watcher, 'leave').map((f) => f.clientId).sort(), ['alice', 'bob', 'carol', 'dan', 'frank']);
+  assert.equal(presenceOf(watcher, 'join').length, 5);
+  const s = await state(room);
+  assert.deepEqual(s.counts, { connections: 1, members: 0, clients: 0 });
+  assert.equal(s.connectionIds.length, 1);
+  assert.equal(s.attachments.length, 1);
+
+  // Connection ids are not reused after evictions.
+  const eve = await member(room, 'eve', null);
+  const used = [watcher, alice, bob, carol, dan, frank].map((c) => c.welcome.id);
+  assert.ok(!used.includes(eve.welcome.id), `${eve.welcome.id} reused`);
+  await watcher.wait((f) => f.type === 'presence' && f.event === 'join' && f.clientId === 'eve');
+  await evict(room);
+  eve.ws.terminate();
+  await watcher.wait((f) => f.type === 'presence' && f.event === 'leave' && f.clientId === 'eve');
+  await barrier(watcher);
+  assert.equal(presenceOf(watcher, 'leave', 'eve').length, 1);
+  assert.equal(presenceOf(watcher, 'join', 'eve').length, 1);
+});
+
+test('object connectionStatus survives evictions', { timeout: 15_000 }, async () => {
+  const room = 'fleet';
+  const realm = 'london';
+  const id = 'riders/john';
+  const dispatcher = await connect(room, tokenFor('dispatch', { per: { [realm]: { 'riders/*': 'R' } } }));
+  await ok(dispatcher, { op: 'realm.subscribe', realm, event: 'connectionStatusChanged', pattern: 'riders/*' });
+  assert.deepEqual((await ok(dispatcher, { op: 'object.subscribe', realm, pattern: 'riders/*' })).objects, []);
+
+  const johnToken = tokenFor('john', { per: { [realm]: { 'riders/*': 'R', [id]: 'CU' } }, dpv: { [realm]: [id] } });
+  const john = await connect(room, johnToken);
+  await ok(john, { op: 'object.create', realm, id, data: { lat: 1 } });
+  await dispatcher.wait((f) => f.type === 'object' && f.event === 'create');
+
+  // The provider is still connected after evictions.
+  await evict(room);
+  assert.equal((await ok(dispatcher, { op: 'object.get', realm, id })).object.connectionStatus, 'connected');
+  await evict(room);
+  await evict(room);
+  assert.deepEqual((await state(room, realm)).objects.map((o) => [o.id, o.connectionStatus]), [[id, 'connected']]);
+
+  // An update after an eviction arrives once.
+  await evict(room);
+  await ok(john, { op: 'object.update', realm, id, data: { lat: 2 } });
+  await barrier(dispatcher);
+  const updates = dispatcher.frames.filter((f) => f.type === 'object' && f.event === 'update');
+  assert.deepEqual(updates.map((f) => f.object), [{ id, data: { lat: 2 }, connectionStatus: 'connected' }]);
+
+  // The provider drops after an eviction: disconnected, one status frame,
+  // one connectionStatusChanged.
+  await evict(room);
+  john.ws.terminate();
+  await dispatcher.wait((f) => f.type === 'event' && f.event === 'connectionStatusChanged');
+  await evict(room);
+  assert.equal((await ok(dispatcher, { op: 'object.get', realm, id })).object.connectionStatus, 'disconnected');
+  await barrier(dispatcher);
+  const changes = dispatcher.frames.filter((f) => f.type === 'event' && f.event === 'connectionStatusChanged');
+  assert.deepEqual(changes.map((f) => [f.id, f.data]), [[id, { connectionStatus: 'disconnected' }]]);
+  const statuses = dispatcher.frames.filter((f) => f.type === 'object' && f.event === 'status');
+  assert.deepEqual(statuses.map((f) => f.object.connectionStatus), ['disconnected']);
+
+  // He comes back while the object is evicted: connected again, once.
+  await evict(room);
+  const again = await connect(room, johnToken);
+  await dispatcher.wait((f) => f.type === 'event' && f.data?.connectionStatus === 'connected');
+  await evict(room);
+  await barrier(dispatcher);
+  assert.equal(dispatcher.frames.filter((f) => f.type === 'event' && f.event === 'connectionStatusChanged').length, 2);
+  assert.deepEqual((await state(room, realm)).objects.map((o) => [o.id, o.connectionStatus, o.data]), [[id, 'connected', { lat: 2 }]]);
+  again.ws.terminate();
+  dispatcher.ws.terminate();
+});
+
+test('deadlines fire after evictions, from the alarm', { timeout: 15_000 }, async () => {
+  const room = 'deadlines';
+  const watcher = await connect(room, tokenFor('watcher'));
+  await ok(watcher, { op: 'room.join', room });
+  await ok(watcher, { op: 'presence.subscribe', room });
+
+  // Auth timeout: a socket without credentials, the object evicted right away
+  // (and again): closed with 4003 once authTimeoutMs has passed.
+  const opened = Date.now();
+  const silent = await connect(room);
+  await evict(room);
+  assert.ok((await state(room)).alarm != null, 'an alarm is set for the auth deadline');
+  await evict(room);
+  const timedOut = await closeFrame(silent, 3000);
+  assert.deepEqual(timedOut, { code: 4003, reason: 'AUTH_TIMEOUT' });
+  assert.ok(Date.now() - opened >= AUTH_TIMEOUT_MS - 50, 'not before the deadline');
+
+  // A pending connection survives an eviction: its auth frame still works
+  // and replaces the auth deadline.
+  const late = await connect(room);
+  await evict(room);
+  const ack = await late.request({ op: 'auth', token: tokenFor('late') });
+  assert.equal(ack.type, 'ack', JSON.stringify(ack));
+  assert.equal(late.frames.filter((f) => f.type === 'welcome').length, 1);
+
+  // Token expiry: exp a second or two ahead (leewayMs 0): closed with 4002,
+  // after several evictions, and the watcher sees it leave exactly once.
+  const exp = Math.floor(Date.now() / 1000) + 2;
+  const brief = await connect(room, mintToken(SECRET, { sub: 'brief', exp }));
+  assert.equal(brief.welcome.expiresAt, exp * 1000);
+  await ok(brief, { op: 'room.join', room });
+  await ok(brief, { op: 'presence.join', room, data: null });
+  await evict(room);
+  await evict(room);
+  await evict(room);
+  assert.equal((await state(room)).alarm, exp * 1000);
+  await evict(room);
+  const expired = await closeFrame(brief, 4000);
+  assert.deepEqual(expired, { code: 4002, reason: 'TOKEN_EXPIRED' });
+  assert.ok(Date.now() >= exp * 1000);
+  await watcher.wait((f) => f.type === 'presence' && f.event === 'leave' && f.clientId === 'brief');
+
+  // `late` authenticated in time: not closed by the old auth deadline.
+  await barrier(late);
+  assert.equal(late.ws.readyState, 1);
+  await barrier(watcher);
+  assert.equal(presenceOf(watcher, 'leave', 'brief').length, 1);
+  const s = await state(room);
+  assert.equal(s.connectionIds.length, 2); // watcher and late
+  late.ws.terminate();
+  watcher.ws.terminate();
+});
+
+test('a snapshot that lags: sockets come back from their attachments', { timeout: 15_000 }, async () => {
+  // forget=1 deletes the stored snapshot before evicting, as if it had not
+  // been written: the engine starts empty and re-opens every live socket
+  // with the identity in its attachment.
+  const room = 'lagging';
+  const alice = await connect(room, tokenFor('alice'));
+  const bob = await connect(room, tokenFor('bob'));
+  await ok(bob, { op: 'room.join', room });
+  // Bob refreshes his token: no presence any more. His attachment follows.
+  const refreshed = tokenFor('bob', { rooms: { [room]: ['subscribe'] } });
+  await ok(bob, { op: 'auth', token: refreshed });
+  await evict(room, { forget: 1 });
+  // Still authenticated as alice: presence works without a new auth.
+  await ok(alice, { op: 'room.join', room });
+  await ok(alice, { op: 'presence.join', room, data: 1 });
+  const members = (await ok(alice, { op: 'presence.get', room })).members;
+  assert.deepEqual(view(members), [{ id: alice.welcome.id, clientId: 'alice', data: 1 }]);
+  // No second welcome for the re-opened connections.
+  for (const c of [alice, bob]) {
+    await barrier(c);
+    assert.equal(c.frames.filter((f) => f.type === 'welcome').length, 1);
+  }
+  // Bob comes back with the refreshed identity, not the first one.
+  await ok(bob, { op: 'room.join', room });
+  assert.equal((await bob.request({ op: 'presence.join', room, data: 2 })).code, 'FORBIDDEN');
+  const s = await state(room);
+  assert.deepEqual(s.connectionIds, [alice, bob].map((c) => Number(c.welcome.id.split(':')[1])));
+  // A new connection gets a fresh id.
+  const carol = await connect(room, tokenFor('carol'));
+  assert.ok(![alice, bob].some((c) => c.welcome.id === carol.welcome.id));
+  for (const c of [alice, bob, carol]) c.ws.terminate();
+});
+
+test('a snapshot larger than one storage value is chunked, grows and shrinks', { timeout: 15_000 }, async () => {
+  const room = 'bulky';
+  const realm = 'r';
+  const writer = await connect(room, tokenFor('writer', { per: { [realm]: { '**': 'CRUD' } } }));
+  const blob = 'x'.repeat(15_000);
+  const ids = Array.from({ length: 20 }, (_, i) => `o${String(i).padStart(2, '0')}`);
+  for (const id of ids) await ok(writer, { op: 'object.create', realm, id, data: { id, blob } });
+  const chunksOf = (s) => s.storageKeys.filter((k) => k.startsWith('rollcall:snap:')).length;
+  let s = await state(room, realm);
+  assert.ok(chunksOf(s) >= 3, `several chunks: ${s.storageKeys}`);
+
+  // Restored from several chunks after evictions; binary frames work too.
+  await evict(room);
+  await evict(room);
+  const list = await ok(writer, { op: 'object.list', realm });
+  assert.deepEqual(list.objects.map((o) => [o.id, o.data.blob.length]), ids.map((id) => [id, 15_000]));
+  writer.ws.send(Buffer.from(JSON.stringify({ op: 'ping', ref: 'binary' })));
+  assert.equal((await writer.wait((f) => f.ref === 'binary')).type, 'ack');
+
+  // The snapshot shrinks: the chunks it no longer needs are deleted, and the
+  // smaller snapshot restores.
+  for (const id of ids.slice(1)) await ok(writer, { op: 'object.delete', realm, id });
+  s = await state(room, realm);
+  assert.equal(chunksOf(s), 1, `one chunk left: ${s.storageKeys}`);
+  await evict(room);
+  assert.deepEqual((await ok(writer, { op: 'object.list', realm })).objects.map((o) => o.id), ['o00']);
+  writer.ws.terminate();
+});

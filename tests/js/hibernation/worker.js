@@ -1,0 +1,99 @@
+// The test app for rollcall/worker (see tests/js/hibernation.test.js): a
+// Worker written the way a user writes one, plus TEST-ONLY routes that a
+// real deployment must not have:
+//
+//   POST /__evict?room=R            drops the object's in-memory engine, as
+//                                   hibernation does (RollcallDurableObject#evict)
+//   POST /__evict?room=R&drop=ID    first closes connection ID's socket on the
+//                                   server side without telling the engine
+//                                   (a socket that went while the object slept)
+//   POST /__evict?room=R&forget=1   also deletes the stored snapshot (a
+//                                   snapshot that lagged behind the sockets)
+//   POST /__deaf?room=R&on=1        from now on ignores socket close/error
+//                                   events (on=0 listens again): a close the
+//                                   object never heard of, for the
+//                                   reconciliation on the next load
+//   GET  /__state?room=R&realm=X    the engine's view as JSON (loads it)
+//
+// Only these hooks live here; js/worker.js has none of them.
+import { RollcallDurableObject, routeUpgrade } from '../../../js/worker.js';
+
+export class Presence extends RollcallDurableObject {
+  engineOptions(env) {
+    return {
+      auth: {
+        keys: [{ algorithm: 'HS256', secret: env.JWT_SECRET }],
+        authTimeoutMs: Number(env.AUTH_TIMEOUT_MS ?? 10_000),
+        leewayMs: 0,
+      },
+      defaultPermissions: {},
+    };
+  }
+
+  /** Test-only: close and error events are dropped while set. */
+  #deaf = false;
+
+  async webSocketClose(ws, code, reason, wasClean) {
+    if (!this.#deaf) await super.webSocketClose(ws, code, reason, wasClean);
+  }
+
+  async webSocketError(ws, error) {
+    if (!this.#deaf) await super.webSocketError(ws, error);
+  }
+
+  async fetch(request) {
+    const url = new URL(request.url);
+    if (url.pathname === '/__evict') return this.#evict(url);
+    if (url.pathname === '/__deaf') {
+      this.#deaf = url.searchParams.get('on') === '1';
+      return Response.json({ deaf: this.#deaf });
+    }
+    if (url.pathname === '/__state') return this.#state(url);
+    return super.fetch(request);
+  }
+
+  async #evict(url) {
+    const drop = url.searchParams.get('drop');
+    if (drop != null) {
+      for (const ws of this.ctx.getWebSockets()) {
+        if (ws.deserializeAttachment()?.id === Number(drop)) ws.close(1000, 'dropped by the test');
+      }
+    }
+    if (url.searchParams.get('forget')) {
+      await this.ctx.storage.deleteAll();
+    }
+    this.evict();
+    return Response.json({ evicted: true });
+  }
+
+  async #state(url) {
+    const room = url.searchParams.get('room') ?? 'default';
+    const realm = url.searchParams.get('realm');
+    const engine = await this.engine();
+    const sockets = this.ctx.getWebSockets();
+    const attachments = sockets.map((ws) => ws.deserializeAttachment());
+    const readyStates = sockets.map((ws) => ws.readyState);
+    return Response.json({
+      connectionIds: engine.connectionIds,
+      counts: engine.counts(room),
+      members: engine.members(room),
+      objects: realm ? engine.objects(realm) : [],
+      nextWake: engine.nextWake,
+      alarm: await this.ctx.storage.getAlarm(),
+      attachments,
+      readyStates,
+      storageKeys: [...(await this.ctx.storage.list()).keys()],
+    });
+  }
+}
+
+export default {
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    if (url.pathname.startsWith('/__')) {
+      const room = url.searchParams.get('room') ?? 'default';
+      return env.PRESENCE.get(env.PRESENCE.idFromName(room)).fetch(request);
+    }
+    return routeUpgrade(request, env.PRESENCE);
+  },
+};
