@@ -2,7 +2,7 @@
 // data as JS values, credentials shorthand). Loaded by one of the entry
 // files (index.node.js, index.workerd.js, index.web.js), which initialise
 // the wasm module first.
-import { WasmEngine } from '../pkg/rollcall_wasm.js';
+import { WasmEngine, matchCount } from '../pkg/rollcall_wasm.js';
 
 /** WebSocket close codes used by rollcall (see docs/PROTOCOL.md). */
 export const CloseCodes = Object.freeze({
@@ -37,6 +37,7 @@ export const ErrorCodes = Object.freeze({
   OBJECT_DATA_TOO_LARGE: 'OBJECT_DATA_TOO_LARGE',
   REALM_FULL: 'REALM_FULL',
   TOO_MANY_REALMS: 'TOO_MANY_REALMS',
+  PATTERN_TOO_COMPLEX: 'PATTERN_TOO_COMPLEX',
 });
 
 const parseData = (text) => (text == null ? null : JSON.parse(text));
@@ -82,6 +83,20 @@ export class Engine {
   /** The verified identity of a connection, or null: keep it beside the socket. */
   identity(id) {
     return this.#wasm.identity(id) ?? null;
+  }
+
+  /**
+   * Verifies a JWT with the configured keys at `now` without opening a
+   * connection: returns the identity it proves, or throws an Error whose
+   * message is the reason (`EXPIRED`, `BAD_SIGNATURE`, `MALFORMED`, ...).
+   */
+  verifyToken(token, now = Date.now()) {
+    return this.#wasm.verifyToken(token, now);
+  }
+
+  /** How many of `ids` the id pattern matches, with the engine's pattern rules. Throws for an invalid pattern. */
+  static matchCount(pattern, ids) {
+    return matchCount(pattern, ids);
   }
 
   /** A socket opened. `credentials`: a JWT string, `{ token }`, `{ identity }`, or nothing (the client sends `auth`). */

@@ -64,6 +64,8 @@ export interface Limits {
   violations?: RateLimit;
   /** Compiled patterns kept in the cache. Default 4096. */
   patternCacheSize?: number;
+  /** Wildcards (`*`, `?`; `**` counts two) in one id or room pattern; `**` alone and literals always pass. Default 12. */
+  maxPatternWildcards?: number;
   /** Realms the engine holds. Default 10000. */
   maxRealms?: number;
   /** Objects in one realm. Default 1000000. */
@@ -179,7 +181,8 @@ export type ErrorCode =
   | 'NOT_AUTHENTICATED' | 'TOKEN_INVALID' | 'SUBJECT_MISMATCH' | 'FORBIDDEN'
   | 'ROOM_NOT_JOINED' | 'TOO_MANY_ROOMS' | 'TOO_MANY_SUBSCRIPTIONS' | 'ROOM_FULL'
   | 'PRESENCE_DATA_TOO_LARGE' | 'NO_CLIENT_ID' | 'RATE_LIMITED'
-  | 'OBJECT_EXISTS' | 'OBJECT_NOT_FOUND' | 'OBJECT_DATA_TOO_LARGE' | 'REALM_FULL' | 'TOO_MANY_REALMS';
+  | 'OBJECT_EXISTS' | 'OBJECT_NOT_FOUND' | 'OBJECT_DATA_TOO_LARGE' | 'REALM_FULL' | 'TOO_MANY_REALMS'
+  | 'PATTERN_TOO_COMPLEX';
 
 export declare const ErrorCodes: { readonly [K in ErrorCode]: K };
 
@@ -213,6 +216,14 @@ export declare class Engine {
   readonly connectionIds: number[];
   /** The verified identity a connection authenticated with, or null. */
   identity(id: number): Identity | null;
+  /**
+   * Verifies a JWT with the configured keys at `now` (signature, exp, nbf,
+   * iss, aud) without opening a connection. Throws an Error whose message
+   * is the reason: 'EXPIRED', 'BAD_SIGNATURE', 'MALFORMED', ...
+   */
+  verifyToken(token: string, now?: number): Identity;
+  /** How many of `ids` the id pattern (`*`, `**`, `?`) matches. Throws for an invalid pattern. */
+  static matchCount(pattern: string, ids: string[]): number;
   object(realm: string, id: string): ObjectInfo | null;
   objects(realm: string, pattern?: string): ObjectInfo[];
   readonly connectionCount: number;

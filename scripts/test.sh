@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test: the core natively, the core on wasm32 in Node and in
-# headless Chromium, and the npm package with node --test (Engine, a real
-# ws server with real clients, workerd through Miniflare). Installs what is
-# missing first (scripts/setup.sh).
+# Runs every test: the core natively (with the fuzz corpus replayed), the
+# core on wasm32 in Node and in headless Chromium, the npm package with
+# node --test (Engine, a real ws server with real clients, the client SDK,
+# the demo in Chromium, workerd and Durable Objects through Miniflare), and
+# a short fuzz run. Installs what is missing first (scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -44,6 +45,14 @@ bash scripts/build.sh
 section "package: node --test"
 node --test --test-timeout=60000 tests/js/ 2>&1 | tee "$logs/node.log"
 js=$(awk '/^# pass/ { print $3 }' "$logs/node.log")
+
+section "fuzz: a short cargo-fuzz run from the corpus"
+# The corpus itself is replayed by cargo test above (tests/fuzz_corpus.rs).
+if cargo +nightly --version >/dev/null 2>&1; then
+  ROLLCALL_FUZZ_SECONDS=${ROLLCALL_FUZZ_SECONDS:-20} bash scripts/fuzz-smoke.sh 2>&1 | tail -n 15
+else
+  echo "skipped: no nightly toolchain on this machine (cargo +nightly)"
+fi
 
 section "summary"
 echo "core native: $native, core wasm32 Node: $wasm_node, core wasm32 Chromium: $wasm_browser, package: $js"

@@ -119,6 +119,11 @@ pub struct Limits {
     pub violations: RateLimit,
     /// Compiled patterns kept in the cache. Default 4 096.
     pub pattern_cache_size: usize,
+    /// Wildcard characters (`*` and `?`; `**` counts two) in one id or room
+    /// pattern, from a client's `pattern` field or from claims. `**` alone
+    /// and literal patterns always pass. Bounds the cost of matching one
+    /// glob against one id. Default 12.
+    pub max_pattern_wildcards: usize,
     /// Realms the engine holds at once. Default 10 000.
     pub max_realms: usize,
     /// Objects in one realm. Default 1 000 000.
@@ -140,6 +145,7 @@ impl Default for Limits {
             rate: RateLimit { burst: 100, per_second: 50 },
             violations: RateLimit { burst: 20, per_second: 1 },
             pattern_cache_size: 4096,
+            max_pattern_wildcards: 12,
             max_realms: 10_000,
             max_objects_per_realm: 1_000_000,
             max_object_data_bytes: 16 * 1024,

@@ -60,6 +60,8 @@ pub enum ErrorCode {
     RealmFull,
     /// The engine holds `limits.max_realms` realms.
     TooManyRealms,
+    /// A `pattern` has more wildcards than `limits.max_pattern_wildcards`.
+    PatternTooComplex,
 }
 
 impl ErrorCode {
@@ -86,6 +88,7 @@ impl ErrorCode {
             ErrorCode::ObjectDataTooLarge => "OBJECT_DATA_TOO_LARGE",
             ErrorCode::RealmFull => "REALM_FULL",
             ErrorCode::TooManyRealms => "TOO_MANY_REALMS",
+            ErrorCode::PatternTooComplex => "PATTERN_TOO_COMPLEX",
         }
     }
 

@@ -25,6 +25,8 @@ pub struct PatternError {
 pub enum PatternErrorKind {
     Empty,
     TooLong { max: usize },
+    /// More wildcard characters (`*`, `?`) than allowed.
+    TooComplex { max: usize },
     Invalid(String),
 }
 
@@ -34,6 +36,9 @@ impl fmt::Display for PatternError {
             PatternErrorKind::Empty => write!(f, "pattern is empty"),
             PatternErrorKind::TooLong { max } => {
                 write!(f, "pattern {:?} is longer than {max} bytes", self.pattern)
+            }
+            PatternErrorKind::TooComplex { max } => {
+                write!(f, "pattern {:?} has more than {max} wildcards (`*`, `?`)", self.pattern)
             }
             PatternErrorKind::Invalid(why) => write!(f, "pattern {:?} is invalid: {why}", self.pattern),
         }
@@ -61,6 +66,16 @@ pub struct Pattern {
 impl Pattern {
     /// Compiles `source`; refuses empty patterns and ones longer than `max_len` bytes.
     pub fn compile(source: &str, max_len: usize) -> Result<Pattern, PatternError> {
+        Pattern::compile_limited(source, max_len, usize::MAX)
+    }
+
+    /// Like [`Pattern::compile`], and also refuses a glob with more than
+    /// `max_wildcards` wildcard characters (`*` and `?`; `**` counts two).
+    /// `**` alone and literal patterns run no glob and always pass. The
+    /// count bounds a glob's matching cost: a `*` followed by n `?` (as in
+    /// `*a???…`) makes globset's lazy DFA hold up to 2^n states, and past
+    /// its cache it falls back to a search ~1,000× slower per id.
+    pub fn compile_limited(source: &str, max_len: usize, max_wildcards: usize) -> Result<Pattern, PatternError> {
         let err = |kind| PatternError { pattern: source.chars().take(64).collect(), kind };
         if source.is_empty() {
             return Err(err(PatternErrorKind::Empty));
@@ -72,6 +87,8 @@ impl Pattern {
             Matcher::Everything
         } else if !source.contains(['*', '?']) {
             Matcher::Literal
+        } else if source.chars().filter(|c| matches!(c, '*' | '?')).count() > max_wildcards {
+            return Err(err(PatternErrorKind::TooComplex { max: max_wildcards }));
         } else {
             let glob = GlobBuilder::new(&escape_literals(source))
                 .literal_separator(true)
@@ -131,17 +148,24 @@ fn escape_literals(source: &str) -> String {
 #[derive(Debug)]
 pub struct PatternCache {
     max_len: usize,
+    max_wildcards: usize,
     patterns: SharedCache<String, Pattern>,
 }
 
 impl PatternCache {
     pub fn new(max_len: usize, capacity: usize) -> Self {
-        PatternCache { max_len, patterns: SharedCache::new(capacity) }
+        PatternCache { max_len, max_wildcards: usize::MAX, patterns: SharedCache::new(capacity) }
+    }
+
+    /// Refuse globs with more than `max` wildcards (see [`Pattern::compile_limited`]).
+    pub fn with_max_wildcards(mut self, max: usize) -> Self {
+        self.max_wildcards = max;
+        self
     }
 
     pub fn get(&mut self, source: &str) -> Result<Arc<Pattern>, PatternError> {
-        let max_len = self.max_len;
-        self.patterns.get_or_try_insert(source, || Pattern::compile(source, max_len))
+        let (max_len, max_wildcards) = (self.max_len, self.max_wildcards);
+        self.patterns.get_or_try_insert(source, || Pattern::compile_limited(source, max_len, max_wildcards))
     }
 }
 
@@ -184,6 +208,18 @@ mod tests {
             Pattern::compile("123456789", 8).unwrap_err().kind,
             PatternErrorKind::TooLong { max: 8 }
         ));
+    }
+
+    #[test]
+    fn refuses_globs_with_too_many_wildcards() {
+        assert!(Pattern::compile_limited("a/*?", 256, 2).is_ok());
+        assert_eq!(Pattern::compile_limited("a/**?", 256, 2).unwrap_err().kind, PatternErrorKind::TooComplex { max: 2 });
+        // `**` alone and literals run no glob.
+        assert!(Pattern::compile_limited("**", 256, 0).is_ok());
+        assert!(Pattern::compile_limited("a/b", 256, 0).is_ok());
+        let mut c = PatternCache::new(64, 4).with_max_wildcards(1);
+        assert!(c.get("x/*").is_ok());
+        assert!(c.get("x/*?").is_err());
     }
 
     #[test]

@@ -125,7 +125,8 @@ impl Engine {
             }
         }
         let verifier = Verifier::new(&config.auth)?;
-        let mut patterns = PatternCache::new(limits.max_name_bytes, limits.pattern_cache_size);
+        let mut patterns = PatternCache::new(limits.max_name_bytes, limits.pattern_cache_size)
+            .with_max_wildcards(limits.max_pattern_wildcards);
         let mut grants = GrantCache::new(limits.pattern_cache_size);
         let default_grants =
             grants::compile(&config.default_room_grants, &mut grants, &mut patterns).map_err(ConfigError::Pattern)?;

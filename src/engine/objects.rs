@@ -202,7 +202,13 @@ impl Engine {
     }
 
     fn compile_pattern(&mut self, pattern: &str) -> Result<Arc<crate::pattern::Pattern>, Refusal> {
-        self.patterns.get(pattern).map_err(|e| Refusal(ErrorCode::BadRequest, e.to_string()))
+        self.patterns.get(pattern).map_err(|e| {
+            let code = match e.kind {
+                crate::pattern::PatternErrorKind::TooComplex { .. } => ErrorCode::PatternTooComplex,
+                _ => ErrorCode::BadRequest,
+            };
+            Refusal(code, e.to_string())
+        })
     }
 
     /// Object subscriptions (`event: None`) and realm event subscriptions.

@@ -87,3 +87,29 @@ test('now defaults to the current time', () => {
   const { wakeAt } = e.open(1);
   assert.ok(wakeAt >= before + 1000 && wakeAt <= Date.now() + 1000);
 });
+
+test('verifyToken checks a JWT without opening a connection', async () => {
+  const { mintToken } = await import('./helpers.js');
+  const e = new Engine({ auth: { keys: [{ algorithm: 'HS256', secret: 's3cret' }] } });
+  const exp = Math.floor(T / 1000) + 60;
+  const id = e.verifyToken(mintToken('s3cret', { sub: 'alice', exp, rooms: { 'r/*': ['presence'] } }), T);
+  assert.equal(id.clientId, 'alice');
+  assert.equal(id.expiresAt, exp * 1000 + 30_000);
+  assert.deepEqual(id.rooms, { 'r/*': ['presence'] });
+  assert.throws(() => e.verifyToken(mintToken('other', { sub: 'alice', exp }), T), { message: 'BAD_SIGNATURE' });
+  assert.throws(() => e.verifyToken(mintToken('s3cret', { sub: 'alice', exp }), exp * 1000 + 30_000), { message: 'EXPIRED' });
+  assert.throws(() => e.verifyToken('nope', T), { message: 'MALFORMED' });
+  assert.throws(() => new Engine().verifyToken(mintToken('s3cret', { sub: 'a', exp }), T), { message: 'NO_KEYS' });
+  assert.equal(e.connectionCount, 0);
+});
+
+test('Engine.matchCount applies the engine pattern rules', () => {
+  const ids = ['deliveryRiders/r1', 'deliveryRiders/x/r2', 'a/z', 'a/b/c/z', 'room-1', 'room-12', 'a[1]/x'];
+  assert.equal(Engine.matchCount('deliveryRiders/*', ids), 1);
+  assert.equal(Engine.matchCount('deliveryRiders/**', ids), 2);
+  assert.equal(Engine.matchCount('a/**/z', ids), 2);
+  assert.equal(Engine.matchCount('room-?', ids), 1);
+  assert.equal(Engine.matchCount('a[1]/*', ids), 1);
+  assert.equal(Engine.matchCount('**', ids), ids.length);
+  assert.throws(() => Engine.matchCount('', ids), /empty/);
+});

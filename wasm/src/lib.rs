@@ -2,7 +2,9 @@
 //! host event, each returning its whole batch of instructions at once.
 //! Ergonomics (defaults, `now`, JSON of user data) live in the JS wrapper.
 
-use rollcall::{Close, Config, ConnectionId, Credentials, Engine, HostEvent, Identity, Output};
+use rollcall::auth::jwt::Verifier;
+use rollcall::pattern::Pattern;
+use rollcall::{Close, Config, ConnectionId, Credentials, Engine, HostEvent, Identity, Limits, Output};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
@@ -70,6 +72,18 @@ fn conn(id: f64) -> Result<ConnectionId, JsError> {
 #[wasm_bindgen]
 pub struct WasmEngine {
     engine: Engine,
+    /// For `verifyToken`: built from the engine's `auth` options on first use.
+    verifier: Option<Verifier>,
+}
+
+/// How many of `ids` the id pattern `pattern` matches, with the engine's
+/// pattern rules (`*` within a `/` segment, `**` across, `?` one character).
+/// Throws for an empty, too long (over the default `maxNameBytes`) or
+/// invalid pattern. One call for many ids, so the JS-wasm crossing is paid once.
+#[wasm_bindgen(js_name = matchCount)]
+pub fn match_count(pattern: &str, ids: Vec<String>) -> Result<u32, JsError> {
+    let pattern = Pattern::compile(pattern, Limits::default().max_name_bytes).map_err(js_err)?;
+    Ok(ids.iter().filter(|id| pattern.matches(id)).count() as u32)
 }
 
 #[wasm_bindgen]
@@ -78,12 +92,12 @@ impl WasmEngine {
     /// `Config`), or undefined for the defaults.
     #[wasm_bindgen(constructor)]
     pub fn new(config: JsValue) -> Result<WasmEngine, JsError> {
-        Ok(WasmEngine { engine: Engine::new(config_of(config)?).map_err(js_err)? })
+        Ok(WasmEngine { engine: Engine::new(config_of(config)?).map_err(js_err)?, verifier: None })
     }
 
     /// An engine rebuilt from `snapshot()` bytes (see the Rust docs).
     pub fn restore(config: JsValue, bytes: &[u8]) -> Result<WasmEngine, JsError> {
-        Ok(WasmEngine { engine: Engine::restore(config_of(config)?, bytes).map_err(js_err)? })
+        Ok(WasmEngine { engine: Engine::restore(config_of(config)?, bytes).map_err(js_err)?, verifier: None })
     }
 
     /// The whole state, versioned and compact.
@@ -99,6 +113,22 @@ impl WasmEngine {
     /// The verified identity of a connection (`{clientId, rooms, expiresAt, per, dpv}`), or null.
     pub fn identity(&self, id: f64) -> Result<JsValue, JsError> {
         to_js(&self.engine.identity(conn(id)?))
+    }
+
+    /// Verifies a JWT with the configured keys at `now` (signature, `exp`,
+    /// `nbf`, `iss`, `aud`) without opening a connection, and returns the
+    /// identity it proves (`{clientId, rooms, expiresAt, per, dpv}`). Throws
+    /// an Error whose message is the AuthError name (`EXPIRED`,
+    /// `BAD_SIGNATURE`, ...). The claims' grant patterns are compiled only
+    /// when a connection opens with the token.
+    #[wasm_bindgen(js_name = verifyToken)]
+    pub fn verify_token(&mut self, token: &str, now: f64) -> Result<JsValue, JsError> {
+        let now = integer(now, "now")?;
+        if self.verifier.is_none() {
+            self.verifier = Some(Verifier::new(&self.engine.config().auth).map_err(js_err)?);
+        }
+        let verifier = self.verifier.as_ref().expect("set above");
+        to_js(&verifier.verify(token, now).map_err(js_err)?)
     }
 
     pub fn open(&mut self, id: f64, credentials: JsValue, now: f64) -> Result<JsValue, JsError> {
