@@ -71,7 +71,11 @@ fn random_ids(n: usize, len: usize) -> Vec<String> {
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
-                    if x & 1 == 0 { 'a' } else { 'b' }
+                    if x & 1 == 0 {
+                        'a'
+                    } else {
+                        'b'
+                    }
                 })
                 .collect()
         })
@@ -111,7 +115,9 @@ fn bench_frames(c: &mut Criterion) {
     assert!(too_deep.len() <= max);
     let too_large = "x".repeat(max + 1);
     let ping = r#"{"op":"ping"}"#;
-    for (name, frame) in [("accepted-64KiB-depth32", &accepted), ("too-deep-64KiB", &too_deep), ("too-large", &too_large)] {
+    for (name, frame) in
+        [("accepted-64KiB-depth32", &accepted), ("too-deep-64KiB", &too_deep), ("too-large", &too_large)]
+    {
         g.bench_function(name, |b| {
             b.iter(|| {
                 engine.handle_frame(ConnectionId(HONEST), black_box(frame.as_bytes()), T0);
@@ -245,7 +251,8 @@ fn bench_list(c: &mut Criterion) {
         open(&mut engine, HOSTILE, identity(json!({"clientId": "x", "per": {REALM: {"**": "R"}}})));
         // No literal prefix, 12 wildcards, matches nothing (no `c` in any
         // id): the scan and the glob runs only, no output to build.
-        let f = json!({"op": "object.list", "realm": REALM, "pattern": format!("*a{}c", "?".repeat(10) + "*")}).to_string();
+        let f =
+            json!({"op": "object.list", "realm": REALM, "pattern": format!("*a{}c", "?".repeat(10) + "*")}).to_string();
         assert_eq!(send(&mut engine, HOSTILE, &f).sends, 1);
         g.bench_function(BenchmarkId::new("scan", n), |b| {
             b.iter(|| {

@@ -19,11 +19,7 @@ impl<K: Hash + Eq, V> SharedCache<K, V> {
     }
 
     /// The compiled value for `key`, compiling it with `make` on a miss.
-    pub(crate) fn get_or_try_insert<Q, E>(
-        &mut self,
-        key: &Q,
-        make: impl FnOnce() -> Result<V, E>,
-    ) -> Result<Arc<V>, E>
+    pub(crate) fn get_or_try_insert<Q, E>(&mut self, key: &Q, make: impl FnOnce() -> Result<V, E>) -> Result<Arc<V>, E>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,

@@ -56,11 +56,11 @@ pub mod time;
 
 pub use auth::{AuthError, Identity, RoomAction};
 pub use config::{Algorithm, AuthConfig, Config, JwtKey, Limits};
+pub use engine::snapshot::{SnapshotError, SNAPSHOT_VERSION};
 pub use engine::{
     ClientInfo, Close, ConnectionId, ConnectionStatus, Credentials, Engine, HostEvent, MemberInfo, ObjectInfo, Output,
     RoomCounts, Transmit, CONNECTION_STATUS_CHANGED,
 };
-pub use engine::snapshot::{SnapshotError, SNAPSHOT_VERSION};
 pub use error::{CloseCode, ConfigError, Error, ErrorCode};
 pub use rate::RateLimit;
 pub use time::Millis;

@@ -24,9 +24,13 @@ pub struct PatternError {
 #[non_exhaustive]
 pub enum PatternErrorKind {
     Empty,
-    TooLong { max: usize },
+    TooLong {
+        max: usize,
+    },
     /// More wildcard characters (`*`, `?`) than allowed.
-    TooComplex { max: usize },
+    TooComplex {
+        max: usize,
+    },
     Invalid(String),
 }
 
@@ -204,16 +208,16 @@ mod tests {
     #[test]
     fn refuses_empty_and_long_patterns() {
         assert_eq!(Pattern::compile("", 8).unwrap_err().kind, PatternErrorKind::Empty);
-        assert!(matches!(
-            Pattern::compile("123456789", 8).unwrap_err().kind,
-            PatternErrorKind::TooLong { max: 8 }
-        ));
+        assert!(matches!(Pattern::compile("123456789", 8).unwrap_err().kind, PatternErrorKind::TooLong { max: 8 }));
     }
 
     #[test]
     fn refuses_globs_with_too_many_wildcards() {
         assert!(Pattern::compile_limited("a/*?", 256, 2).is_ok());
-        assert_eq!(Pattern::compile_limited("a/**?", 256, 2).unwrap_err().kind, PatternErrorKind::TooComplex { max: 2 });
+        assert_eq!(
+            Pattern::compile_limited("a/**?", 256, 2).unwrap_err().kind,
+            PatternErrorKind::TooComplex { max: 2 }
+        );
         // `**` alone and literals run no glob.
         assert!(Pattern::compile_limited("**", 256, 0).is_ok());
         assert!(Pattern::compile_limited("a/b", 256, 0).is_ok());

@@ -47,7 +47,10 @@ fn watcher(h: &mut Host, id: u64, room: &str) {
 fn refresh_with_the_same_sub_acks_the_new_expiry() {
     let mut h = alice_with_short_token();
     let reply = auth(&mut h, 1, hs256(&json!({"sub": "alice", "exp": LONG})));
-    assert_eq!(reply, json!({"type": "ack", "ref": 1, "op": "auth", "clientId": "alice", "expiresAt": expiry_ms(LONG)}));
+    assert_eq!(
+        reply,
+        json!({"type": "ack", "ref": 1, "op": "auth", "clientId": "alice", "expiresAt": expiry_ms(LONG)})
+    );
     assert_eq!(h.engine.poll_timeout(), Some(expiry_ms(LONG)));
     // A refresh is not a new authentication: no second welcome or event.
     assert_eq!(h.take_type(1, "welcome"), Vec::<Value>::new());
@@ -187,7 +190,10 @@ fn refresh_applies_to_a_connection_that_authenticated_with_an_auth_frame() {
     let first = auth(&mut h, 1, hs256(&json!({"sub": "alice", "exp": SHORT})));
     assert_eq!(first["expiresAt"], expiry_ms(SHORT));
     let second = auth(&mut h, 1, hs256(&json!({"sub": "alice", "exp": LONG})));
-    assert_eq!(second, json!({"type": "ack", "ref": 2, "op": "auth", "clientId": "alice", "expiresAt": expiry_ms(LONG)}));
+    assert_eq!(
+        second,
+        json!({"type": "ack", "ref": 2, "op": "auth", "clientId": "alice", "expiresAt": expiry_ms(LONG)})
+    );
     assert_eq!(h.engine.poll_timeout(), Some(expiry_ms(LONG)));
 }
 

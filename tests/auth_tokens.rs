@@ -344,7 +344,9 @@ fn a_token_without_kid_is_tried_against_every_key() {
 
 #[test]
 fn a_tampered_payload_is_refused() {
-    for (t, config) in [(hs256(&claims("alice", HOUR)), hs256_config()), (rs256(&claims("alice", HOUR)), rs256_config())] {
+    for (t, config) in
+        [(hs256(&claims("alice", HOUR)), hs256_config()), (rs256(&claims("alice", HOUR)), rs256_config())]
+    {
         assert_eq!(payload_of(&t), claims("alice", HOUR), "the helpers round-trip");
         let mut forged = payload_of(&t);
         forged["sub"] = json!("mallory");

@@ -50,7 +50,12 @@ fn flood(h: &mut Host, frames: &[String]) -> (Vec<String>, usize) {
         h.send_raw(HOSTILE, f);
         sent += 1;
     }
-    let codes = h.take(HOSTILE).into_iter().filter(|m| m["type"] == "error").map(|m| m["code"].as_str().unwrap().to_string()).collect();
+    let codes = h
+        .take(HOSTILE)
+        .into_iter()
+        .filter(|m| m["type"] == "error")
+        .map(|m| m["code"].as_str().unwrap().to_string())
+        .collect();
     (codes, sent)
 }
 
@@ -151,7 +156,8 @@ fn subscriptions_stop_at_the_per_connection_limit() {
         // Within the rate limit: 50 frames per second.
         h.advance(20);
         let op = if i % 2 == 0 { "object.subscribe" } else { "realm.subscribe" };
-        let reply = h.request(HOSTILE, json!({"op": op, "realm": REALM, "event": "*", "pattern": worst_pattern(i, 12)}));
+        let reply =
+            h.request(HOSTILE, json!({"op": op, "realm": REALM, "event": "*", "pattern": worst_pattern(i, 12)}));
         match reply["type"].as_str() {
             Some("ack") => acks += 1,
             _ => refused.push(reply["code"].as_str().unwrap_or_default().to_string()),
@@ -191,7 +197,10 @@ fn scenario(mut hostile: impl FnMut(&mut Host, usize)) -> BTreeMap<u64, Vec<Valu
         h.ok(1, json!({"op": "object.create", "realm": REALM, "id": format!("riders/r{i}"), "data": {"n": i}}));
     }
     h.ok(2, json!({"op": "object.subscribe", "realm": REALM, "pattern": "riders/r1*"}));
-    h.ok(2, json!({"op": "realm.subscribe", "realm": REALM, "event": "connectionStatusChanged", "pattern": "riders/*"}));
+    h.ok(
+        2,
+        json!({"op": "realm.subscribe", "realm": REALM, "event": "connectionStatusChanged", "pattern": "riders/*"}),
+    );
     h.join(4, "room");
     h.ok(4, json!({"op": "presence.subscribe", "room": "room"}));
     h.ok(4, json!({"op": "subscribe", "room": "room", "event": "*"}));
@@ -199,9 +208,15 @@ fn scenario(mut hostile: impl FnMut(&mut Host, usize)) -> BTreeMap<u64, Vec<Valu
         tick(&mut h, &mut step);
     }
     for round in 0..10 {
-        h.ok(1, json!({"op": "object.update", "realm": REALM, "id": format!("riders/r1{round}"), "data": {"v": round}}));
+        h.ok(
+            1,
+            json!({"op": "object.update", "realm": REALM, "id": format!("riders/r1{round}"), "data": {"v": round}}),
+        );
         tick(&mut h, &mut step);
-        h.open(3, Credentials::Identity(identity(json!({"clientId": "p", "dpv": {REALM: [format!("riders/r{round}")]}}))));
+        h.open(
+            3,
+            Credentials::Identity(identity(json!({"clientId": "p", "dpv": {REALM: [format!("riders/r{round}")]}}))),
+        );
         tick(&mut h, &mut step);
         h.close(3);
         tick(&mut h, &mut step);

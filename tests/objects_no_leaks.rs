@@ -51,7 +51,10 @@ fn readable(id: &str) -> bool {
 /// event in london, all with pattern `**`; returns the snapshot ids.
 fn subscribe_all(h: &mut Host, conn: u64) -> Vec<String> {
     let ack = h.ok(conn, json!({"op": "object.subscribe", "realm": "london", "pattern": "**"}));
-    h.ok(conn, json!({"op": "realm.subscribe", "realm": "london", "event": "connectionStatusChanged", "pattern": "**"}));
+    h.ok(
+        conn,
+        json!({"op": "realm.subscribe", "realm": "london", "event": "connectionStatusChanged", "pattern": "**"}),
+    );
     h.ok(conn, json!({"op": "realm.subscribe", "realm": "london", "event": "*", "pattern": "**"}));
     h.take(conn);
     ack["objects"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap().to_string()).collect()
@@ -60,7 +63,9 @@ fn subscribe_all(h: &mut Host, conn: u64) -> Vec<String> {
 /// Creates, updates, status changes, deletes and published events, on
 /// readable and unreadable ids alike.
 fn script(h: &mut Host) {
-    let create = |h: &mut Host, id: &str| h.ok(ADMIN, json!({"op": "object.create", "realm": "london", "id": id, "data": {"n": id}}));
+    let create = |h: &mut Host, id: &str| {
+        h.ok(ADMIN, json!({"op": "object.create", "realm": "london", "id": id, "data": {"n": id}}))
+    };
     create(h, "deliveryRiders/a3");
     create(h, "deliveryRiders/b2");
     create(h, "deliveryRiders/a/nested");

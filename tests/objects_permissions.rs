@@ -11,7 +11,7 @@ mod common;
 use common::tokens::*;
 use common::Host;
 use rollcall::{
-    AuthError, ConnectionId, ConnectionStatus, Config, Credentials, Error, HostEvent, Identity, Limits, ObjectInfo,
+    AuthError, Config, ConnectionId, ConnectionStatus, Credentials, Error, HostEvent, Identity, Limits, ObjectInfo,
     RateLimit,
 };
 use serde_json::{json, Value};
@@ -250,7 +250,8 @@ fn bad_per_letters_refuse_the_token_or_the_identity() {
         assert_eq!(h.engine.connection_count(), 0);
     }
     // A bad dpv pattern likewise.
-    let identity = Identity { dpv: Some(serde_json::from_value(json!({"london": [""]})).unwrap()), ..Identity::default() };
+    let identity =
+        Identity { dpv: Some(serde_json::from_value(json!({"london": [""]})).unwrap()), ..Identity::default() };
     let mut h = Host::default();
     let result = h.engine.handle_open(ConnectionId(3), Credentials::Identity(identity), h.now);
     assert!(matches!(result, Err(Error::Identity(AuthError::BadClaims(_)))), "{result:?}");

@@ -86,7 +86,8 @@ fn host_status_events(h: &mut Host) -> Vec<(String, String, ConnectionStatus)> {
 #[test]
 fn two_devices_of_one_user_keep_the_object_connected_until_the_last_goes() {
     let mut h = Host::default();
-    let john = || ident("john", json!({"london": {"deliveryRiders/john": "CRU"}}), json!({"london": ["deliveryRiders/john"]}));
+    let john =
+        || ident("john", json!({"london": {"deliveryRiders/john": "CRU"}}), json!({"london": ["deliveryRiders/john"]}));
     h.open(1, john());
     create(&mut h, 1, "london", "deliveryRiders/john");
     assert_eq!(status(&h, "london", "deliveryRiders/john"), (Connected, 1));
@@ -261,7 +262,10 @@ fn a_provider_closing_while_another_stays_changes_nothing_visible() {
     h.open(3, provider("phone", json!({"london": ["cyclists/a"]})));
     assert_eq!(status(&h, "london", "cyclists/a"), (Connected, 2));
     assert_eq!(status(&h, "london", "cyclists/b"), (Connected, 1));
-    assert_eq!(heard(&mut h, 9), vec![ev("london", "cyclists/a", "connected"), ev("london", "cyclists/b", "connected")]);
+    assert_eq!(
+        heard(&mut h, 9),
+        vec![ev("london", "cyclists/a", "connected"), ev("london", "cyclists/b", "connected")]
+    );
     h.take(1);
     h.events.clear();
     h.close(3);
@@ -344,7 +348,10 @@ fn a_token_refresh_moves_what_a_provider_covers() {
     h.ok(2, json!({"op": "auth", "token": token_with_dpv(json!({"london": ["*"]}))}));
     let mut got = heard(&mut h, 9);
     got.sort();
-    assert_eq!(got, vec![ev("london", "a", "connected"), ev("london", "d", "connected"), ev("paris", "a", "disconnected")]);
+    assert_eq!(
+        got,
+        vec![ev("london", "a", "connected"), ev("london", "d", "connected"), ev("paris", "a", "disconnected")]
+    );
     for id in ["a", "b", "c", "d"] {
         assert_eq!(status(&h, "london", id), (Connected, 1), "{id}");
     }
@@ -366,7 +373,12 @@ fn a_refused_refresh_keeps_the_old_coverage() {
     h.open(2, Credentials::Token(token_with_dpv(json!({"london": ["a"]}))));
     watcher(&mut h, 9, &["london"]);
     // Signed with another secret, then for another subject.
-    let forged = hs(rollcall::Algorithm::HS256, "another-secret-0123456789abcdef!!", None, &json!({"sub": "feed", "exp": T0_SECS + 60}));
+    let forged = hs(
+        rollcall::Algorithm::HS256,
+        "another-secret-0123456789abcdef!!",
+        None,
+        &json!({"sub": "feed", "exp": T0_SECS + 60}),
+    );
     assert_eq!(h.err(2, json!({"op": "auth", "token": forged})), "TOKEN_INVALID");
     let other = hs256(&json!({"sub": "other", "exp": T0_SECS + 60}));
     assert_eq!(h.err(2, json!({"op": "auth", "token": other})), "SUBJECT_MISMATCH");

@@ -106,9 +106,15 @@ fn the_seed_as_written_grants_writes_on_deliveryrides_not_deliveryriders() {
     // Ids are matched exactly: the typo'd entry does not cover the rider id.
     assert_eq!(h.err(1, json!({"op": "object.create", "realm": "london", "id": JOHN})), "FORBIDDEN");
     h.ok(1, json!({"op": "object.create", "realm": "london", "id": "deliveryRides/johndoe-123"}));
-    assert_eq!(h.engine.object("london", "deliveryRides/johndoe-123").unwrap().connection_status, ConnectionStatus::Connected);
+    assert_eq!(
+        h.engine.object("london", "deliveryRides/johndoe-123").unwrap().connection_status,
+        ConnectionStatus::Connected
+    );
     // But he cannot read it back: R is on deliveryRiders/* only.
-    assert_eq!(h.err(1, json!({"op": "object.get", "realm": "london", "id": "deliveryRides/johndoe-123"})), "FORBIDDEN");
+    assert_eq!(
+        h.err(1, json!({"op": "object.get", "realm": "london", "id": "deliveryRides/johndoe-123"})),
+        "FORBIDDEN"
+    );
 }
 
 #[test]
@@ -118,7 +124,8 @@ fn john_creates_his_object_connected_and_riders_read_it() {
     h.open(2, rider_token("alice-456"));
     h.take(1);
     h.take(2);
-    let ack = h.ok(1, json!({"op": "object.create", "realm": "london", "id": JOHN, "data": {"lat": 51.5072, "lng": -0.1276}}));
+    let ack = h
+        .ok(1, json!({"op": "object.create", "realm": "london", "id": JOHN, "data": {"lat": 51.5072, "lng": -0.1276}}));
     assert_eq!(ack, json!({"type": "ack", "ref": 1, "op": "object.create"}));
     assert_eq!(
         h.engine.object("london", JOHN),

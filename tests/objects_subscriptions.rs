@@ -79,7 +79,10 @@ impl Mirror {
             }
             "update" => {
                 let old = old.unwrap_or_else(|| panic!("update of an unknown object: {m}"));
-                assert_eq!(old["connectionStatus"], o["connectionStatus"], "status changed without a status change: {m}");
+                assert_eq!(
+                    old["connectionStatus"], o["connectionStatus"],
+                    "status changed without a status change: {m}"
+                );
                 self.objects.insert(id, o.clone());
             }
             "status" => {
@@ -106,7 +109,9 @@ impl Mirror {
 fn the_snapshot_equals_the_engine_objects_with_and_without_a_pattern() {
     let mut h = Host::default();
     h.open(1, admin());
-    for (id, data) in [("cars/1", json!({"v": 1})), ("cars/2", json!(null)), ("cars/2/x", json!([1])), ("bikes/1", json!("b"))] {
+    for (id, data) in
+        [("cars/1", json!({"v": 1})), ("cars/2", json!(null)), ("cars/2/x", json!([1])), ("bikes/1", json!("b"))]
+    {
         h.ok(1, json!({"op": "object.create", "realm": "london", "id": id, "data": data}));
     }
     h.ok(1, json!({"op": "object.create", "realm": "paris", "id": "cars/9"}));
@@ -154,7 +159,8 @@ const IDS: [&str; 8] = [
     "trucks/10",
 ];
 
-const DPVS: [&str; 6] = ["deliveryRiders/cyclists/*", "deliveryRiders/**", "trucks/?", "trucks/1", "**", "deliveryRiders/walkers/a"];
+const DPVS: [&str; 6] =
+    ["deliveryRiders/cyclists/*", "deliveryRiders/**", "trucks/?", "trucks/1", "**", "deliveryRiders/walkers/a"];
 
 fn provider_token(n: usize, rng: &mut Rng) -> String {
     let a = DPVS[rng.below(DPVS.len())];
@@ -272,7 +278,12 @@ fn the_ack_comes_before_any_later_change_and_changes_keep_their_order() {
         .iter()
         .map(|m| match m["type"].as_str().unwrap() {
             "ack" => format!("ack:{}", m["objects"][0]["data"]),
-            _ => format!("{}:{}:{}", m["event"].as_str().unwrap(), m["object"]["data"], m["object"]["connectionStatus"].as_str().unwrap()),
+            _ => format!(
+                "{}:{}:{}",
+                m["event"].as_str().unwrap(),
+                m["object"]["data"],
+                m["object"]["connectionStatus"].as_str().unwrap()
+            ),
         })
         .collect();
     assert_eq!(
@@ -393,14 +404,20 @@ fn a_star_event_subscription_gets_every_realm_event_once() {
     h.ok(2, json!({"op": "realm.subscribe", "realm": "london", "event": "*"}));
     // Also subscribed by name: still one copy of each.
     h.ok(2, json!({"op": "realm.subscribe", "realm": "london", "event": "honk"}));
-    h.ok(2, json!({"op": "realm.subscribe", "realm": "london", "event": "connectionStatusChanged", "pattern": "cars/*"}));
+    h.ok(
+        2,
+        json!({"op": "realm.subscribe", "realm": "london", "event": "connectionStatusChanged", "pattern": "cars/*"}),
+    );
     h.take(2);
     h.ok(1, json!({"op": "realm.publish", "realm": "london", "event": "honk", "id": "cars/1"}));
     h.ok(1, json!({"op": "realm.publish", "realm": "london", "event": "beep", "data": {"x": 1}}));
     h.ok(1, json!({"op": "realm.publish", "realm": "paris", "event": "beep"}));
     h.open(3, ident("p", Value::Null, json!({"london": ["cars/*"]})));
-    let got: Vec<String> =
-        h.take(2).iter().map(|m| format!("{}:{}:{}", m["type"].as_str().unwrap(), m["event"].as_str().unwrap(), m["id"])).collect();
+    let got: Vec<String> = h
+        .take(2)
+        .iter()
+        .map(|m| format!("{}:{}:{}", m["type"].as_str().unwrap(), m["event"].as_str().unwrap(), m["id"]))
+        .collect();
     assert_eq!(got, vec!["event:honk:\"cars/1\"", "event:beep:null", "event:connectionStatusChanged:\"cars/1\""]);
     // A pattern on a `*` subscription filters by id; id-less events only reach catch-all patterns.
     h.open(4, reader("s"));
@@ -449,7 +466,13 @@ fn realm_publish_is_delivered_from_the_publisher_and_acked_with_its_recipients()
     assert_eq!(own[1]["type"], "event");
     assert_eq!(own[1]["data"], Value::Null);
     // A connection without a clientId publishes with `clientId: null`.
-    h.open(8, Credentials::Identity(Identity { per: Some(serde_json::from_value(json!({"london": {"**": "U"}})).unwrap()), ..Identity::default() }));
+    h.open(
+        8,
+        Credentials::Identity(Identity {
+            per: Some(serde_json::from_value(json!({"london": {"**": "U"}})).unwrap()),
+            ..Identity::default()
+        }),
+    );
     h.ok(8, json!({"op": "realm.publish", "realm": "london", "event": "location", "id": "x"}));
     assert_eq!(h.take(2)[1]["from"], json!({"id": "rollcall:8", "clientId": null}));
 }
@@ -495,8 +518,13 @@ fn one_send_per_event_whatever_the_number_of_subscribers() {
     // Every subscriber got each of them exactly once.
     for i in 0..n {
         let got = h.take(100 + i);
-        let kinds: Vec<String> = got.iter().map(|m| format!("{}:{}", m["type"].as_str().unwrap(), m["event"].as_str().unwrap())).collect();
-        assert_eq!(kinds, vec!["event:e", "object:update", "object:status", "event:connectionStatusChanged"], "subscriber {i}");
+        let kinds: Vec<String> =
+            got.iter().map(|m| format!("{}:{}", m["type"].as_str().unwrap(), m["event"].as_str().unwrap())).collect();
+        assert_eq!(
+            kinds,
+            vec!["event:e", "object:update", "object:status", "event:connectionStatusChanged"],
+            "subscriber {i}"
+        );
     }
     // An id only some may read or match: still one send.
     h.ok(1, json!({"op": "object.create", "realm": "london", "id": "bikes/1"}));

@@ -36,8 +36,8 @@ use common::T0;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use rollcall::{
-    Algorithm, Config, ConnectionId, Credentials, Engine, Error, HostEvent, Identity, Output, RateLimit,
-    SnapshotError, SNAPSHOT_VERSION,
+    Algorithm, Config, ConnectionId, Credentials, Engine, Error, HostEvent, Identity, Output, RateLimit, SnapshotError,
+    SNAPSHOT_VERSION,
 };
 use serde_json::{json, Value};
 
@@ -173,7 +173,9 @@ impl TokenKind {
         match self {
             TokenKind::Good(t) => t.sign(now),
             TokenKind::Bad(0) => "garbage".into(),
-            TokenKind::Bad(1) => tokens::hs(Algorithm::HS256, "wrong-secret", None, &json!({"sub": "a", "exp": now / 1000 + 60})),
+            TokenKind::Bad(1) => {
+                tokens::hs(Algorithm::HS256, "wrong-secret", None, &json!({"sub": "a", "exp": now / 1000 + 60}))
+            }
             TokenKind::Bad(_) => tokens::alg_none(&json!({"sub": "a", "exp": now / 1000 + 60})),
         }
     }
@@ -468,11 +470,8 @@ fn history(len: std::ops::Range<usize>) -> impl Strategy<Value = Vec<Op>> {
         prop::collection::vec(op_group(), len),
     )
         .prop_flat_map(|(opens, groups)| {
-            let setups: Vec<BoxedStrategy<Vec<Op>>> = opens
-                .into_iter()
-                .enumerate()
-                .filter_map(|(i, k)| k.map(|()| setup(i as u64 + 1)))
-                .collect();
+            let setups: Vec<BoxedStrategy<Vec<Op>>> =
+                opens.into_iter().enumerate().filter_map(|(i, k)| k.map(|()| setup(i as u64 + 1))).collect();
             (setups, Just(groups))
         })
         .prop_map(|(setups, groups)| setups.into_iter().chain(groups).flatten().collect::<Vec<Op>>())
@@ -621,7 +620,11 @@ fn run(ops: &[Op], restore_at: &BTreeSet<usize>) -> Result<(), TestCaseError> {
             let bytes = a.snapshot();
             let mut restored = Engine::restore(config.clone(), &bytes)
                 .map_err(|e| TestCaseError::fail(format!("restore before step {i}: {e}")))?;
-            prop_assert!(restored.snapshot() == bytes, "a restored engine snapshots to other bytes (before step {})", i);
+            prop_assert!(
+                restored.snapshot() == bytes,
+                "a restored engine snapshots to other bytes (before step {})",
+                i
+            );
             agree(&mut a, &mut restored, &format!("right after restore before step {i}"))?;
             b = Some(restored);
         }
@@ -791,7 +794,11 @@ fn scripted_history_restores_at_every_point() {
         f(1, r#"{"op":"object.subscribe","realm":"london","pattern":"riders/*"}"#),
         f(3, r#"{"op":"realm.subscribe","realm":"london","event":"connectionStatusChanged"}"#),
         f(3, r#"{"op":"realm.subscribe","realm":"london","event":"*","pattern":"vans/*"}"#),
-        Op::Auth(4, Some(7), TokenKind::Good(TokenSpec { sub: Some(2), claims: Claims { rooms: 0, per: 4, dpv: 3 }, exp_in: 20 })),
+        Op::Auth(
+            4,
+            Some(7),
+            TokenKind::Good(TokenSpec { sub: Some(2), claims: Claims { rooms: 0, per: 4, dpv: 3 }, exp_in: 20 }),
+        ),
         Op::Flood(2, 8, r#"{"op":"nope"}"#.to_string()),
         f(2, r#"{"op":"publish","room":"r1","event":"e1","data":"hi"}"#),
         f(1, r#"{"op":"realm.publish","realm":"london","event":"moved","id":"vans/c","data":1}"#),
@@ -803,7 +810,14 @@ fn scripted_history_restores_at_every_point() {
         Op::Auth(4, None, TokenKind::Bad(1)),
         Op::Tick(None),
         Op::Tick(Some(60_000)),
-        Op::Open(2, OpenKind::Token(TokenKind::Good(TokenSpec { sub: Some(1), claims: Claims { rooms: 0, per: 1, dpv: 1 }, exp_in: 600 }))),
+        Op::Open(
+            2,
+            OpenKind::Token(TokenKind::Good(TokenSpec {
+                sub: Some(1),
+                claims: Claims { rooms: 0, per: 1, dpv: 1 },
+                exp_in: 600,
+            })),
+        ),
         f(2, r#"{"op":"object.delete","realm":"london","id":"riders/a"}"#),
     ];
     for k in 0..ops.len() {
@@ -812,7 +826,6 @@ fn scripted_history_restores_at_every_point() {
         }
     }
 }
-
 
 /// Found by flipping bits: a room that no longer lists a connection which
 /// still lists the room restored fine, and the engine then panicked (a

@@ -28,7 +28,9 @@ fn identity(client: &str, expires_at: Option<u64>, dpv: serde_json::Value) -> Cr
 /// A history that touches every kind of state.
 fn build() -> Engine {
     let mut e = Engine::new(Config::default()).unwrap();
-    let f = |e: &mut Engine, c: u64, frame: serde_json::Value| e.handle_frame(ConnectionId(c), frame.to_string().as_bytes(), T0);
+    let f = |e: &mut Engine, c: u64, frame: serde_json::Value| {
+        e.handle_frame(ConnectionId(c), frame.to_string().as_bytes(), T0)
+    };
     e.handle_open(ConnectionId(1), identity("alice", Some(T0 + 60_000), json!({})), T0).unwrap();
     e.handle_open(ConnectionId(2), identity("bob", None, json!({"london": ["riders/bob"]})), T0).unwrap();
     e.handle_open(ConnectionId(3), identity("alice", None, json!({"*": ["riders/*"]})), T0).unwrap();
@@ -55,7 +57,9 @@ fn build() -> Engine {
 /// What happens next: frames, closes, time passing.
 fn continue_with(e: &mut Engine) -> Vec<Output> {
     let mut out = Vec::new();
-    let f = |e: &mut Engine, c: u64, frame: serde_json::Value, now: u64| e.handle_frame(ConnectionId(c), frame.to_string().as_bytes(), now);
+    let f = |e: &mut Engine, c: u64, frame: serde_json::Value, now: u64| {
+        e.handle_frame(ConnectionId(c), frame.to_string().as_bytes(), now)
+    };
     f(e, 2, json!({"op": "publish", "room": "lobby", "event": "chat", "data": "hi"}), T0 + 10);
     f(e, 1, json!({"op": "presence.update", "room": "lobby", "data": {"s": "away"}}), T0 + 20);
     out.extend(drain(e));

@@ -47,10 +47,7 @@ pub struct RoomGrants {
 
 impl RoomGrants {
     pub fn actions_for(&self, room: &str) -> Actions {
-        self.entries
-            .iter()
-            .filter(|(p, _)| p.matches(room))
-            .fold(Actions::NONE, |acc, (_, a)| acc.union(*a))
+        self.entries.iter().filter(|(p, _)| p.matches(room)).fold(Actions::NONE, |acc, (_, a)| acc.union(*a))
     }
 }
 

@@ -46,11 +46,7 @@ impl std::fmt::Debug for Verifier {
 
 impl Verifier {
     pub fn new(config: &AuthConfig) -> Result<Verifier, ConfigError> {
-        let keys = config
-            .keys
-            .iter()
-            .map(|k| compile_key(k, config))
-            .collect::<Result<Vec<_>, _>>()?;
+        let keys = config.keys.iter().map(|k| compile_key(k, config)).collect::<Result<Vec<_>, _>>()?;
         Ok(Verifier { keys, leeway_ms: config.leeway_ms, require_exp: config.require_exp })
     }
 
@@ -62,17 +58,12 @@ impl Verifier {
         let header = decode_header(token).map_err(|_| AuthError::Malformed)?;
         let candidates: Vec<&Key> = match &header.kid {
             Some(kid) => {
-                let key = self
-                    .keys
-                    .iter()
-                    .find(|k| k.kid.as_deref() == Some(kid))
-                    .ok_or(AuthError::UnknownKid)?;
+                let key = self.keys.iter().find(|k| k.kid.as_deref() == Some(kid)).ok_or(AuthError::UnknownKid)?;
                 vec![key]
             }
             None => self.keys.iter().collect(),
         };
-        let candidates: Vec<&Key> =
-            candidates.into_iter().filter(|k| k.algorithm == header.alg).collect();
+        let candidates: Vec<&Key> = candidates.into_iter().filter(|k| k.algorithm == header.alg).collect();
         if candidates.is_empty() {
             return Err(AuthError::AlgorithmNotAllowed);
         }
@@ -145,9 +136,7 @@ fn compile_key(k: &JwtKey, config: &AuthConfig) -> Result<Key, ConfigError> {
             DecodingKey::from_ed_pem(pem.as_bytes()).map_err(|e| err(e.to_string()))?
         }
         (alg, _, _) => {
-            return Err(err(format!(
-                "{alg:?} needs exactly one of `secret` (HS*) or `pem` (RS*, PS*, ES*, EdDSA)"
-            )))
+            return Err(err(format!("{alg:?} needs exactly one of `secret` (HS*) or `pem` (RS*, PS*, ES*, EdDSA)")))
         }
     };
     let mut validation = Validation::new(k.algorithm);

@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 
 use crate::auth::permissions::{Permissions, Provides};
 use crate::auth::{Actions, RoomGrants};
-use crate::engine::objects::RealmSub;
 use crate::config::Limits;
+use crate::engine::objects::RealmSub;
 use crate::rate::TokenBucket;
 use crate::time::Millis;
 
@@ -16,7 +16,9 @@ use crate::time::Millis;
 pub(crate) enum AuthState {
     /// Opened without credentials; must send `auth` before the deadline.
     Pending,
-    Ready { grants: Arc<RoomGrants> },
+    Ready {
+        grants: Arc<RoomGrants>,
+    },
 }
 
 /// What a connection holds in one room it has joined.

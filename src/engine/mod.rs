@@ -4,6 +4,7 @@
 mod connection;
 mod objects;
 pub mod output;
+mod presence;
 mod realm;
 mod room;
 pub mod snapshot;
@@ -15,18 +16,19 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::auth::grants::{self, GrantCache};
-use crate::auth::permissions::{self, PermissionCache, Permissions, Provides, ProvidesCache};
 use crate::auth::jwt::Verifier;
+use crate::auth::permissions::{self, PermissionCache, Permissions, Provides, ProvidesCache};
 use crate::auth::{AuthError, Identity, RoomAction, RoomGrants};
 use crate::config::Config;
 use crate::error::{CloseCode, ConfigError, Error, ErrorCode};
 use crate::pattern::PatternCache;
-use crate::protocol::reply::{self, AckBody, ClientFrame, MemberFrame, PresenceEvent};
-use crate::protocol::request::{self, EventMask, PresenceKind, Request, View};
-use crate::time::{iso8601, Millis};
+use crate::protocol::reply::{self, AckBody};
+use crate::protocol::request::{self, Request};
+use crate::time::Millis;
 
 use connection::{AuthState, Connection, JoinedRoom};
-use room::{Member, PresenceSub, Room, Upsert};
+use presence::not_joined;
+use room::Room;
 
 pub use objects::{ObjectInfo, CONNECTION_STATUS_CHANGED};
 pub use output::{Close, ConnectionId, HostEvent, Output, Transmit};
@@ -227,22 +229,13 @@ impl Engine {
                 Ok(())
             }
             Request::PresenceJoin { room, data } => self.presence_set(conn, r, "presence.join", &room, data, now),
-            Request::PresenceUpdate { room, data } => {
-                self.presence_set(conn, r, "presence.update", &room, data, now)
-            }
+            Request::PresenceUpdate { room, data } => self.presence_set(conn, r, "presence.update", &room, data, now),
             Request::PresenceLeave { room } => self.joined(conn, &room).map(|_| {
                 self.ack(conn, r, "presence.leave", AckBody::default());
                 self.remove_presence(conn, &room, now);
             }),
-            Request::PresenceGet { room, view } => self.joined(conn, &room).and_then(|_| {
-                let rm = self.rooms.get(&room).ok_or_else(not_joined)?;
-                let payload = reply::ack(r, "presence.get", snapshot(rm, view));
-                self.send(vec![conn], payload);
-                Ok(())
-            }),
-            Request::PresenceSubscribe { room, events, view } => {
-                self.presence_subscribe(conn, r, &room, events, view)
-            }
+            Request::PresenceGet { room, view } => self.presence_get(conn, r, &room, view),
+            Request::PresenceSubscribe { room, events, view } => self.presence_subscribe(conn, r, &room, events, view),
             Request::PresenceUnsubscribe { room } => self.unsubscribe(conn, r, "presence.unsubscribe", &room, None),
             Request::Subscribe { room, event } => self.subscribe(conn, r, &room, event),
             Request::Unsubscribe { room, event } => self.unsubscribe(conn, r, "unsubscribe", &room, Some(&event)),
@@ -315,41 +308,6 @@ impl Engine {
 
     // ---- host queries and actions -------------------------------------
 
-    /// Members of `room`'s presence set, one per connection, by connection id.
-    pub fn members(&self, room: &str) -> Vec<MemberInfo> {
-        let Some(r) = self.rooms.get(room) else { return Vec::new() };
-        r.members
-            .iter()
-            .map(|(conn, m)| MemberInfo {
-                connection: *conn,
-                id: m.id.to_string(),
-                client_id: m.client_id.to_string(),
-                data: m.data.as_ref().map(|d| d.get().to_string()),
-            })
-            .collect()
-    }
-
-    /// The per-clientId view of `room`'s presence set, by clientId.
-    pub fn clients(&self, room: &str) -> Vec<ClientInfo> {
-        let Some(r) = self.rooms.get(room) else { return Vec::new() };
-        r.clients
-            .iter()
-            .map(|(client_id, conns)| ClientInfo {
-                client_id: client_id.to_string(),
-                connections: conns.iter().copied().collect(),
-            })
-            .collect()
-    }
-
-    /// Counts for `room` without building member lists (zeros if unknown).
-    pub fn room_counts(&self, room: &str) -> RoomCounts {
-        self.rooms.get(room).map_or(RoomCounts::default(), |r| RoomCounts {
-            connections: r.joined.len(),
-            members: r.members.len(),
-            clients: r.clients.len(),
-        })
-    }
-
     /// Live connections (authenticated or not).
     pub fn connection_count(&self) -> usize {
         self.connections.len()
@@ -367,35 +325,6 @@ impl Engine {
     /// it beside the socket (a Durable Object's socket attachment).
     pub fn identity(&self, conn: ConnectionId) -> Option<&Identity> {
         self.connections.get(&conn)?.identity.as_ref()
-    }
-
-    /// Rooms with at least one connection, sorted.
-    pub fn room_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.rooms.keys().cloned().collect();
-        names.sort();
-        names
-    }
-
-    /// Publishes `event` into `room` as the server (`from: null`). `data` is
-    /// JSON text. Returns how many connections it was sent to.
-    pub fn publish(&mut self, room: &str, event: &str, data: Option<&str>, now: Millis) -> Result<usize, Error> {
-        let max = self.config.limits.max_name_bytes;
-        request::check_name(room, "room", max).map_err(Error::InvalidName)?;
-        request::check_name(event, "event", max).map_err(Error::InvalidName)?;
-        if event == "*" {
-            // As for clients (BAD_REQUEST): `*` means "every event" to subscribers.
-            return Err(Error::InvalidName("`*` cannot be published as an event name".into()));
-        }
-        let data: Option<&RawValue> = match data {
-            Some(text) => Some(serde_json::from_str(text).map_err(|e| Error::InvalidJson(e.to_string()))?),
-            None => None,
-        };
-        let Some(r) = self.rooms.get(room) else { return Ok(0) };
-        let to = r.event_recipients(event);
-        let n = to.len();
-        let payload = reply::message(room, event, &iso8601(now), None, data);
-        self.send(to, payload);
-        Ok(n)
     }
 
     // ---- authentication -----------------------------------------------
@@ -482,7 +411,8 @@ impl Engine {
         let updates: Vec<(String, crate::auth::Actions)> =
             c.rooms.keys().map(|room| (room.clone(), grants.actions_for(room))).collect();
         self.set_deadline(conn, identity.expires_at);
-        let body = AckBody { client_id: identity.client_id.as_deref(), expires_at: identity.expires_at, ..AckBody::default() };
+        let body =
+            AckBody { client_id: identity.client_id.as_deref(), expires_at: identity.expires_at, ..AckBody::default() };
         self.ack(conn, r, "auth", body);
         for (room, actions) in updates {
             if !actions.allows(RoomAction::Subscribe) {
@@ -497,200 +427,6 @@ impl Engine {
             }
         }
         self.set_provides(conn, rights.provides, now);
-        Ok(())
-    }
-
-    // ---- rooms and presence -------------------------------------------
-
-    fn room_join(&mut self, conn: ConnectionId, r: Option<&RawValue>, room: String) -> OpResult {
-        let max_rooms = self.config.limits.max_rooms_per_connection;
-        let c = self.conn(conn)?;
-        if !c.rooms.contains_key(&room) {
-            let actions = c.grants().map(|g| g.actions_for(&room)).unwrap_or_default();
-            if !actions.allows(RoomAction::Subscribe) {
-                return Err(Refusal(ErrorCode::Forbidden, format!("not allowed to join room {room:?}")));
-            }
-            if c.rooms.len() >= max_rooms {
-                return Err(Refusal(ErrorCode::TooManyRooms, format!("at most {max_rooms} rooms per connection")));
-            }
-            c.rooms.insert(room.clone(), JoinedRoom { actions, subscriptions: 0 });
-            self.rooms.entry(room.clone()).or_default().joined.insert(conn);
-            self.event(HostEvent::RoomJoined { connection: conn, room });
-        }
-        self.ack(conn, r, "room.join", AckBody::default());
-        Ok(())
-    }
-
-    /// Leaves `room`: drops the connection's subscriptions there first (it
-    /// does not need its own leave), then its presence, then the room.
-    fn leave_room(&mut self, conn: ConnectionId, room: &str, now: Millis) {
-        let Some(r) = self.rooms.get_mut(room) else { return };
-        let dropped = r.unsubscribe_all(conn);
-        self.remove_presence(conn, room, now);
-        if let Some(r) = self.rooms.get_mut(room) {
-            r.joined.remove(&conn);
-            if r.is_empty() {
-                self.rooms.remove(room);
-            }
-        }
-        if let Some(c) = self.connections.get_mut(&conn) {
-            c.rooms.remove(room);
-            c.subscriptions = c.subscriptions.saturating_sub(dropped);
-        }
-        self.event(HostEvent::RoomLeft { connection: conn, room: room.to_string() });
-    }
-
-    /// `presence.join` and `presence.update`: both upsert. Joining twice is
-    /// an update; an update before a join joins.
-    fn presence_set(
-        &mut self,
-        conn: ConnectionId,
-        r: Option<&RawValue>,
-        op: &str,
-        room: &str,
-        data: Option<&RawValue>,
-        now: Millis,
-    ) -> OpResult {
-        let limits = &self.config.limits;
-        let joined = self.joined(conn, room)?;
-        if !joined.actions.allows(RoomAction::Presence) {
-            return Err(Refusal(ErrorCode::Forbidden, format!("not allowed to enter the presence set of {room:?}")));
-        }
-        let c = self.connections.get(&conn).ok_or_else(unknown_connection)?;
-        let Some(client_id) = c.client_id.clone() else {
-            return Err(Refusal(ErrorCode::NoClientId, "presence needs a clientId (`sub`)".into()));
-        };
-        let size = data.map_or(0, |d| d.get().len());
-        if size > limits.max_presence_data_bytes {
-            return Err(Refusal(
-                ErrorCode::PresenceDataTooLarge,
-                format!("presence data of {size} bytes is over the limit of {}", limits.max_presence_data_bytes),
-            ));
-        }
-        let max_members = limits.max_members_per_room;
-        let rm = self.rooms.get_mut(room).ok_or_else(not_joined)?;
-        if !rm.members.contains_key(&conn) && rm.members.len() >= max_members {
-            return Err(Refusal(ErrorCode::RoomFull, format!("room {room:?} holds {max_members} members")));
-        }
-        let member = Member { id: Arc::clone(&c.presence_id), client_id, data: data.map(RawValue::to_owned) };
-        let upsert = rm.upsert(conn, member);
-        self.ack(conn, r, op, AckBody::default());
-        let (kind, client_edge) = match upsert {
-            Upsert::Joined { first_of_client } => (PresenceKind::Join, first_of_client),
-            Upsert::Updated => (PresenceKind::Update, true),
-        };
-        if let Some(rm) = self.rooms.get(room) {
-            if let Some(member) = rm.members.get(&conn) {
-                emit_presence(&mut self.outputs, room, rm, conn, member, kind, client_edge, now);
-            }
-        }
-        Ok(())
-    }
-
-    fn remove_presence(&mut self, conn: ConnectionId, room: &str, now: Millis) {
-        let Some(rm) = self.rooms.get_mut(room) else { return };
-        let Some((member, last_of_client)) = rm.remove(conn) else { return };
-        emit_presence(&mut self.outputs, room, rm, conn, &member, PresenceKind::Leave, last_of_client, now);
-    }
-
-    fn presence_subscribe(
-        &mut self,
-        conn: ConnectionId,
-        r: Option<&RawValue>,
-        room: &str,
-        events: EventMask,
-        view: View,
-    ) -> OpResult {
-        let already = self.rooms.get(room).is_some_and(|rm| rm.presence_subs.contains_key(&conn));
-        self.count_subscription(conn, room, already)?;
-        let rm = self.rooms.get_mut(room).ok_or_else(not_joined)?;
-        rm.presence_subs.insert(conn, PresenceSub { events, view });
-        // The snapshot goes out before any later change: no gap, no duplicate.
-        let payload = reply::ack(r, "presence.subscribe", snapshot(rm, view));
-        self.send(vec![conn], payload);
-        Ok(())
-    }
-
-    fn subscribe(&mut self, conn: ConnectionId, r: Option<&RawValue>, room: &str, event: String) -> OpResult {
-        let already = self.rooms.get(room).is_some_and(|rm| rm.event_subs.get(&event).is_some_and(|s| s.contains(&conn)));
-        self.count_subscription(conn, room, already)?;
-        let rm = self.rooms.get_mut(room).ok_or_else(not_joined)?;
-        rm.event_subs.entry(event).or_default().insert(conn);
-        self.ack(conn, r, "subscribe", AckBody::default());
-        Ok(())
-    }
-
-    /// Checks the room is joined and, for a new subscription, the limit;
-    /// then counts it.
-    fn count_subscription(&mut self, conn: ConnectionId, room: &str, already: bool) -> OpResult {
-        let max = self.config.limits.max_subscriptions_per_connection;
-        self.joined(conn, room)?;
-        if already {
-            return Ok(());
-        }
-        let c = self.conn(conn)?;
-        if c.subscriptions >= max {
-            return Err(Refusal(ErrorCode::TooManySubscriptions, format!("at most {max} subscriptions per connection")));
-        }
-        c.subscriptions += 1;
-        if let Some(j) = c.rooms.get_mut(room) {
-            j.subscriptions += 1;
-        }
-        Ok(())
-    }
-
-    /// Drops a presence subscription (`event: None`) or an event subscription.
-    fn unsubscribe(
-        &mut self,
-        conn: ConnectionId,
-        r: Option<&RawValue>,
-        op: &str,
-        room: &str,
-        event: Option<&str>,
-    ) -> OpResult {
-        self.joined(conn, room)?;
-        let rm = self.rooms.get_mut(room).ok_or_else(not_joined)?;
-        let removed = match event {
-            None => rm.presence_subs.remove(&conn).is_some(),
-            Some(event) => {
-                let removed = rm.event_subs.get_mut(event).is_some_and(|s| s.remove(&conn));
-                if rm.event_subs.get(event).is_some_and(BTreeSet::is_empty) {
-                    rm.event_subs.remove(event);
-                }
-                removed
-            }
-        };
-        if removed {
-            let c = self.conn(conn)?;
-            c.subscriptions = c.subscriptions.saturating_sub(1);
-            if let Some(j) = c.rooms.get_mut(room) {
-                j.subscriptions = j.subscriptions.saturating_sub(1);
-            }
-        }
-        self.ack(conn, r, op, AckBody::default());
-        Ok(())
-    }
-
-    fn publish_from(
-        &mut self,
-        conn: ConnectionId,
-        r: Option<&RawValue>,
-        room: &str,
-        event: &str,
-        data: Option<&RawValue>,
-        now: Millis,
-    ) -> OpResult {
-        let joined = self.joined(conn, room)?;
-        if !joined.actions.allows(RoomAction::Publish) {
-            return Err(Refusal(ErrorCode::Forbidden, format!("not allowed to publish in room {room:?}")));
-        }
-        let c = self.connections.get(&conn).ok_or_else(unknown_connection)?;
-        let to = self.rooms.get(room).map(|rm| rm.event_recipients(event)).unwrap_or_default();
-        let body = AckBody { recipients: Some(to.len()), ..AckBody::default() };
-        let payload =
-            reply::message(room, event, &iso8601(now), Some((&c.presence_id, c.client_id.as_deref())), data);
-        self.ack(conn, r, "publish", body);
-        self.send(to, payload);
         Ok(())
     }
 
@@ -782,73 +518,4 @@ fn truncate_reason(mut reason: String) -> String {
 
 fn unknown_connection() -> Refusal {
     Refusal(ErrorCode::BadRequest, "unknown connection".into())
-}
-
-fn not_joined() -> Refusal {
-    Refusal(ErrorCode::RoomNotJoined, "join the room first (`room.join`)".into())
-}
-
-/// The presence set as an ack body, in the subscriber's view.
-fn snapshot(room: &Room, view: View) -> AckBody<'_> {
-    fn frame(m: &Member) -> MemberFrame<'_> {
-        MemberFrame { id: &m.id, client_id: &m.client_id, data: m.data.as_deref() }
-    }
-    match view {
-        View::Connection => AckBody { members: Some(room.members.values().map(frame).collect()), ..AckBody::default() },
-        View::Client => AckBody {
-            clients: Some(
-                room.clients
-                    .iter()
-                    .map(|(client_id, conns)| ClientFrame {
-                        client_id,
-                        connections: conns.iter().filter_map(|c| room.members.get(c)).map(frame).collect(),
-                    })
-                    .collect(),
-            ),
-            ..AckBody::default()
-        },
-    }
-}
-
-/// Sends one presence change to its subscribers, once per view, and tells
-/// the host. `client_edge`: the change is also one for the per-client view
-/// (first connection of a clientId in, last out, or any update).
-#[allow(clippy::too_many_arguments)]
-fn emit_presence(
-    outputs: &mut VecDeque<Output>,
-    room_name: &str,
-    room: &Room,
-    conn: ConnectionId,
-    member: &Member,
-    kind: PresenceKind,
-    client_edge: bool,
-    now: Millis,
-) {
-    let timestamp = iso8601(now);
-    for (view, applies) in [(View::Connection, true), (View::Client, client_edge)] {
-        if !applies {
-            continue;
-        }
-        let to = room.presence_recipients(kind, view);
-        if to.is_empty() {
-            continue;
-        }
-        let payload = reply::presence(&PresenceEvent {
-            room: room_name,
-            event: kind.as_str(),
-            client_view: view == View::Client,
-            timestamp: &timestamp,
-            id: &member.id,
-            client_id: &member.client_id,
-            data: member.data.as_deref(),
-        });
-        outputs.push_back(Output::Send(Transmit { to, payload: payload.into() }));
-    }
-    let (room, client_id) = (room_name.to_string(), member.client_id.to_string());
-    let data = member.data.as_ref().map(|d| d.get().to_string());
-    outputs.push_back(Output::Event(match kind {
-        PresenceKind::Join => HostEvent::PresenceJoined { room, connection: conn, client_id, data },
-        PresenceKind::Update => HostEvent::PresenceUpdated { room, connection: conn, client_id, data },
-        PresenceKind::Leave => HostEvent::PresenceLeft { room, connection: conn, client_id },
-    }));
 }

@@ -54,7 +54,10 @@ fn forbidden(what: &str, realm: &str, id: &str) -> Refusal {
 
 impl Engine {
     fn permissions(&self, conn: ConnectionId) -> Arc<Permissions> {
-        self.connections.get(&conn).map(|c| Arc::clone(&c.permissions)).unwrap_or_else(|| Arc::clone(&self.no_permissions))
+        self.connections
+            .get(&conn)
+            .map(|c| Arc::clone(&c.permissions))
+            .unwrap_or_else(|| Arc::clone(&self.no_permissions))
     }
 
     fn object_data_ok(&self, data: Option<&RawValue>) -> OpResult {
@@ -127,7 +130,8 @@ impl Engine {
             return Err(forbidden("update (U)", realm, &id));
         }
         self.object_data_ok(data)?;
-        let object = self.realms.get_mut(realm).and_then(|rm| rm.objects.get_mut(&id)).ok_or_else(|| not_found(realm, &id))?;
+        let object =
+            self.realms.get_mut(realm).and_then(|rm| rm.objects.get_mut(&id)).ok_or_else(|| not_found(realm, &id))?;
         object.data = data.map(RawValue::to_owned);
         self.ack(conn, r, "object.update", AckBody::default());
         self.emit_object_change(realm, &id, "update", now);
@@ -178,13 +182,18 @@ impl Engine {
         }
         let pattern = self.compile_pattern(pattern)?;
         let Some(rm) = self.realms.get(realm) else { return Ok(Vec::new()) };
-        Ok(rm.matching(&pattern).filter(|(id, _)| perms.allows(realm, id, Crud::READ)).map(|(id, _)| id.clone()).collect())
+        Ok(rm
+            .matching(&pattern)
+            .filter(|(id, _)| perms.allows(realm, id, Crud::READ))
+            .map(|(id, _)| id.clone())
+            .collect())
     }
 
     fn objects_ack(&mut self, conn: ConnectionId, r: Option<&RawValue>, op: &str, realm: &str, ids: &[String]) {
-        let objects = self.realms.get(realm).map_or_else(Vec::new, |rm| {
-            ids.iter().filter_map(|id| rm.objects.get(id).map(|o| frame(id, o))).collect()
-        });
+        let objects = self
+            .realms
+            .get(realm)
+            .map_or_else(Vec::new, |rm| ids.iter().filter_map(|id| rm.objects.get(id).map(|o| frame(id, o))).collect());
         let payload = reply::ack(r, op, AckBody { objects: Some(objects), ..AckBody::default() });
         self.send(vec![conn], payload);
     }
@@ -321,7 +330,10 @@ impl Engine {
         now: Millis,
     ) -> OpResult {
         if event == CONNECTION_STATUS_CHANGED {
-            return Err(Refusal(ErrorCode::Forbidden, format!("{CONNECTION_STATUS_CHANGED} is published by the engine only")));
+            return Err(Refusal(
+                ErrorCode::Forbidden,
+                format!("{CONNECTION_STATUS_CHANGED} is published by the engine only"),
+            ));
         }
         let perms = self.permissions(conn);
         let allowed = match id {
@@ -333,8 +345,7 @@ impl Engine {
         }
         let Some(c) = self.connections.get(&conn) else { return Ok(()) };
         let from = (Arc::clone(&c.presence_id), c.client_id.clone());
-        let payload =
-            reply::realm_event(realm, event, &iso8601(now), id, Some((&from.0, from.1.as_deref())), data);
+        let payload = reply::realm_event(realm, event, &iso8601(now), id, Some((&from.0, from.1.as_deref())), data);
         let to = self.event_readers(realm, event, id);
         let body = AckBody { recipients: Some(to.len()), ..AckBody::default() };
         self.ack(conn, r, "realm.publish", body);
@@ -404,11 +415,14 @@ impl Engine {
             self.providers.insert(conn, p);
         }
         let mut changed = Vec::new();
-        for (key, delta) in before.difference(&after).map(|k| (k, -1i64)).chain(after.difference(&before).map(|k| (k, 1))) {
+        for (key, delta) in
+            before.difference(&after).map(|k| (k, -1i64)).chain(after.difference(&before).map(|k| (k, 1)))
+        {
             let (realm, id) = key;
             let Some(object) = self.realms.get_mut(realm).and_then(|rm| rm.objects.get_mut(id)) else { continue };
             let was = object.status();
-            object.providers = if delta > 0 { object.providers.saturating_add(1) } else { object.providers.saturating_sub(1) };
+            object.providers =
+                if delta > 0 { object.providers.saturating_add(1) } else { object.providers.saturating_sub(1) };
             if object.status() != was {
                 changed.push(key.clone());
             }
@@ -492,4 +506,3 @@ impl Engine {
 fn not_found(realm: &str, id: &str) -> Refusal {
     Refusal(ErrorCode::ObjectNotFound, format!("no object {id:?} in realm {realm:?}"))
 }
-

@@ -55,17 +55,49 @@ pub struct Close {
 #[non_exhaustive]
 pub enum HostEvent {
     /// The connection proved who it is (at open or by its first `auth`).
-    Authenticated { connection: ConnectionId, client_id: Option<String> },
+    Authenticated {
+        connection: ConnectionId,
+        client_id: Option<String>,
+    },
     /// The connection's token was refused; it is being closed with 4001.
-    AuthRefused { connection: ConnectionId, error: AuthError },
+    AuthRefused {
+        connection: ConnectionId,
+        error: AuthError,
+    },
     /// The connection is gone from the engine (closed by host or engine).
-    Closed { connection: ConnectionId },
-    RoomJoined { connection: ConnectionId, room: String },
-    RoomLeft { connection: ConnectionId, room: String },
-    PresenceJoined { room: String, connection: ConnectionId, client_id: String, data: Option<String> },
-    PresenceUpdated { room: String, connection: ConnectionId, client_id: String, data: Option<String> },
-    PresenceLeft { room: String, connection: ConnectionId, client_id: String },
+    Closed {
+        connection: ConnectionId,
+    },
+    RoomJoined {
+        connection: ConnectionId,
+        room: String,
+    },
+    RoomLeft {
+        connection: ConnectionId,
+        room: String,
+    },
+    PresenceJoined {
+        room: String,
+        connection: ConnectionId,
+        client_id: String,
+        data: Option<String>,
+    },
+    PresenceUpdated {
+        room: String,
+        connection: ConnectionId,
+        client_id: String,
+        data: Option<String>,
+    },
+    PresenceLeft {
+        room: String,
+        connection: ConnectionId,
+        client_id: String,
+    },
     /// An object's `connectionStatus` changed (its first provider came or
     /// its last one went).
-    ObjectStatusChanged { realm: String, id: String, status: ConnectionStatus },
+    ObjectStatusChanged {
+        realm: String,
+        id: String,
+        status: ConnectionStatus,
+    },
 }

@@ -27,7 +27,9 @@ pub(crate) struct PresenceSub {
 pub(crate) enum Upsert {
     /// A new member; `first_of_client` if no other connection of its
     /// clientId was present.
-    Joined { first_of_client: bool },
+    Joined {
+        first_of_client: bool,
+    },
     Updated,
 }
 
@@ -75,11 +77,7 @@ impl Room {
 
     /// Subscribers of presence events of `kind` in `view`.
     pub(crate) fn presence_recipients(&self, kind: PresenceKind, view: View) -> Vec<ConnectionId> {
-        self.presence_subs
-            .iter()
-            .filter(|(_, s)| s.view == view && s.events.contains(kind))
-            .map(|(c, _)| *c)
-            .collect()
+        self.presence_subs.iter().filter(|(_, s)| s.view == view && s.events.contains(kind)).map(|(c, _)| *c).collect()
     }
 
     /// Subscribers of `event`: by its name or by `*`, each once.

@@ -136,7 +136,11 @@ impl Engine {
                 rate: c.rate.state(),
                 violations: c.violations.state(),
                 rooms: c.rooms.keys().cloned().collect(),
-                realm_subs: c.realm_subs.iter().map(|s| (s.realm.clone(), s.event.clone(), s.pattern.clone())).collect(),
+                realm_subs: c
+                    .realm_subs
+                    .iter()
+                    .map(|s| (s.realm.clone(), s.event.clone(), s.pattern.clone()))
+                    .collect(),
             })
             .collect();
         connections.sort_by_key(|c| c.id);
@@ -156,7 +160,11 @@ impl Engine {
                     .iter()
                     .map(|(c, s)| (c.0, s.events.bits(), s.view == View::Client))
                     .collect(),
-                event_subs: r.event_subs.iter().map(|(e, conns)| (e.clone(), conns.iter().map(|c| c.0).collect())).collect(),
+                event_subs: r
+                    .event_subs
+                    .iter()
+                    .map(|(e, conns)| (e.clone(), conns.iter().map(|c| c.0).collect()))
+                    .collect(),
             })
             .collect();
         rooms.sort_by(|a, b| a.name.cmp(&b.name));
@@ -222,11 +230,8 @@ impl Engine {
                 realm.objects.insert(id, Object { data: raw(data)?, providers });
             }
         }
-        let subs: Vec<(ConnectionId, RealmSub)> = e
-            .connections
-            .iter()
-            .flat_map(|(id, c)| c.realm_subs.iter().map(move |s| (*id, s.clone())))
-            .collect();
+        let subs: Vec<(ConnectionId, RealmSub)> =
+            e.connections.iter().flat_map(|(id, c)| c.realm_subs.iter().map(move |s| (*id, s.clone()))).collect();
         for (conn, sub) in subs {
             let pattern = e.patterns.get(&sub.pattern).map_err(corrupt)?;
             let rm: &mut Realm = e.realms.entry(sub.realm.clone()).or_default();
@@ -249,7 +254,8 @@ impl Engine {
         c.rate = TokenBucket::from_state(cs.rate);
         c.violations = TokenBucket::from_state(cs.violations);
         if let Some(i) = cs.identity {
-            let identity = Identity { client_id: i.client_id, rooms: i.rooms, expires_at: i.expires_at, per: i.per, dpv: i.dpv };
+            let identity =
+                Identity { client_id: i.client_id, rooms: i.rooms, expires_at: i.expires_at, per: i.per, dpv: i.dpv };
             let rights = self
                 .rights_for(&identity)
                 .map_err(|err| Error::Snapshot(SnapshotError::Mismatch(format!("connection {}: {err}", cs.id))))?;
@@ -267,11 +273,8 @@ impl Engine {
             c.rooms.insert(room, JoinedRoom { actions, subscriptions: 0 });
         }
         c.subscriptions = cs.realm_subs.len();
-        c.realm_subs = cs
-            .realm_subs
-            .into_iter()
-            .map(|(realm, event, pattern)| RealmSub { realm, event, pattern })
-            .collect();
+        c.realm_subs =
+            cs.realm_subs.into_iter().map(|(realm, event, pattern)| RealmSub { realm, event, pattern }).collect();
         self.connections.insert(conn, c);
         self.set_deadline(conn, cs.deadline);
         Ok(())

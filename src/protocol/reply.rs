@@ -56,7 +56,12 @@ pub struct AckBody<'a> {
 #[serde(tag = "type", rename_all = "lowercase")]
 enum Out<'a> {
     #[serde(rename_all = "camelCase")]
-    Welcome { protocol: u32, id: &'a str, client_id: Option<&'a str>, expires_at: Option<u64> },
+    Welcome {
+        protocol: u32,
+        id: &'a str,
+        client_id: Option<&'a str>,
+        expires_at: Option<u64>,
+    },
     Ack {
         #[serde(rename = "ref")]
         reference: Option<&'a RawValue>,
@@ -89,7 +94,12 @@ enum Out<'a> {
         data: Option<&'a RawValue>,
     },
     /// A change to an object, for object subscribers.
-    Object { realm: &'a str, event: &'a str, timestamp: &'a str, object: ObjectFrame<'a> },
+    Object {
+        realm: &'a str,
+        event: &'a str,
+        timestamp: &'a str,
+        object: ObjectFrame<'a>,
+    },
     /// A realm event (`connectionStatusChanged` or a published one).
     Event {
         realm: &'a str,
@@ -157,13 +167,7 @@ pub fn message(
     from: Option<(&str, Option<&str>)>,
     data: Option<&RawValue>,
 ) -> String {
-    to_text(&Out::Message {
-        room,
-        event,
-        timestamp,
-        from: from.map(|(id, client_id)| From { id, client_id }),
-        data,
-    })
+    to_text(&Out::Message { room, event, timestamp, from: from.map(|(id, client_id)| From { id, client_id }), data })
 }
 
 /// A change to an object: `create`, `update`, `delete` or `status`.

@@ -68,30 +68,99 @@ pub enum View {
 /// A parsed client request.
 #[derive(Debug)]
 pub enum Request<'a> {
-    Auth { token: String },
+    Auth {
+        token: String,
+    },
     Ping,
-    RoomJoin { room: String },
-    RoomLeave { room: String },
-    PresenceJoin { room: String, data: Option<&'a RawValue> },
-    PresenceUpdate { room: String, data: Option<&'a RawValue> },
-    PresenceLeave { room: String },
-    PresenceGet { room: String, view: View },
-    PresenceSubscribe { room: String, events: EventMask, view: View },
-    PresenceUnsubscribe { room: String },
-    Subscribe { room: String, event: String },
-    Unsubscribe { room: String, event: String },
-    Publish { room: String, event: String, data: Option<&'a RawValue> },
-    ObjectCreate { realm: String, id: String, data: Option<&'a RawValue> },
-    ObjectUpdate { realm: String, id: String, data: Option<&'a RawValue> },
-    ObjectDelete { realm: String, id: String },
-    ObjectGet { realm: String, id: String },
+    RoomJoin {
+        room: String,
+    },
+    RoomLeave {
+        room: String,
+    },
+    PresenceJoin {
+        room: String,
+        data: Option<&'a RawValue>,
+    },
+    PresenceUpdate {
+        room: String,
+        data: Option<&'a RawValue>,
+    },
+    PresenceLeave {
+        room: String,
+    },
+    PresenceGet {
+        room: String,
+        view: View,
+    },
+    PresenceSubscribe {
+        room: String,
+        events: EventMask,
+        view: View,
+    },
+    PresenceUnsubscribe {
+        room: String,
+    },
+    Subscribe {
+        room: String,
+        event: String,
+    },
+    Unsubscribe {
+        room: String,
+        event: String,
+    },
+    Publish {
+        room: String,
+        event: String,
+        data: Option<&'a RawValue>,
+    },
+    ObjectCreate {
+        realm: String,
+        id: String,
+        data: Option<&'a RawValue>,
+    },
+    ObjectUpdate {
+        realm: String,
+        id: String,
+        data: Option<&'a RawValue>,
+    },
+    ObjectDelete {
+        realm: String,
+        id: String,
+    },
+    ObjectGet {
+        realm: String,
+        id: String,
+    },
     /// `pattern: None` is every id.
-    ObjectList { realm: String, pattern: Option<String> },
-    ObjectSubscribe { realm: String, pattern: Option<String> },
-    ObjectUnsubscribe { realm: String, pattern: Option<String> },
-    RealmSubscribe { realm: String, event: String, pattern: Option<String> },
-    RealmUnsubscribe { realm: String, event: String, pattern: Option<String> },
-    RealmPublish { realm: String, event: String, id: Option<String>, data: Option<&'a RawValue> },
+    ObjectList {
+        realm: String,
+        pattern: Option<String>,
+    },
+    ObjectSubscribe {
+        realm: String,
+        pattern: Option<String>,
+    },
+    ObjectUnsubscribe {
+        realm: String,
+        pattern: Option<String>,
+    },
+    RealmSubscribe {
+        realm: String,
+        event: String,
+        pattern: Option<String>,
+    },
+    RealmUnsubscribe {
+        realm: String,
+        event: String,
+        pattern: Option<String>,
+    },
+    RealmPublish {
+        realm: String,
+        event: String,
+        id: Option<String>,
+        data: Option<&'a RawValue>,
+    },
 }
 
 impl Request<'_> {
@@ -155,13 +224,9 @@ pub fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Frame<'a>, Rejectio
             format!("frame of {} bytes is over the limit of {}", bytes.len(), limits.max_frame_bytes),
         ));
     }
-    let text = std::str::from_utf8(bytes)
-        .map_err(|_| reject(ErrorCode::BadFrame, "frame is not UTF-8".into()))?;
+    let text = std::str::from_utf8(bytes).map_err(|_| reject(ErrorCode::BadFrame, "frame is not UTF-8".into()))?;
     if exceeds_depth(text, limits.max_json_depth) {
-        return Err(reject(
-            ErrorCode::TooDeep,
-            format!("frame nests deeper than {} levels", limits.max_json_depth),
-        ));
+        return Err(reject(ErrorCode::TooDeep, format!("frame nests deeper than {} levels", limits.max_json_depth)));
     }
     // serde's derived struct would also accept a JSON array (fields by
     // position): a frame must be an object.
@@ -173,9 +238,7 @@ pub fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Frame<'a>, Rejectio
     let reference = raw.reference.filter(|r| valid_ref(r));
     let bad = |message: String| Rejection { reference, code: ErrorCode::BadRequest, message };
     if raw.reference.is_some() && reference.is_none() {
-        return Err(bad(format!(
-            "`ref` must be a string of at most {MAX_REF_BYTES} bytes or an integer"
-        )));
+        return Err(bad(format!("`ref` must be a string of at most {MAX_REF_BYTES} bytes or an integer")));
     }
     let op: String = match raw.op {
         Some(op) => field(op, "op").map_err(bad)?,
@@ -188,42 +251,32 @@ pub fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Frame<'a>, Rejectio
         "room.join" => Request::RoomJoin { room: fields.room().map_err(bad)? },
         "room.leave" => Request::RoomLeave { room: fields.room().map_err(bad)? },
         "presence.join" => Request::PresenceJoin { room: fields.room().map_err(bad)?, data: raw.data },
-        "presence.update" => {
-            Request::PresenceUpdate { room: fields.room().map_err(bad)?, data: raw.data }
-        }
+        "presence.update" => Request::PresenceUpdate { room: fields.room().map_err(bad)?, data: raw.data },
         "presence.leave" => Request::PresenceLeave { room: fields.room().map_err(bad)? },
-        "presence.get" => {
-            Request::PresenceGet { room: fields.room().map_err(bad)?, view: fields.view().map_err(bad)? }
-        }
+        "presence.get" => Request::PresenceGet { room: fields.room().map_err(bad)?, view: fields.view().map_err(bad)? },
         "presence.subscribe" => Request::PresenceSubscribe {
             room: fields.room().map_err(bad)?,
             events: fields.events().map_err(bad)?,
             view: fields.view().map_err(bad)?,
         },
         "presence.unsubscribe" => Request::PresenceUnsubscribe { room: fields.room().map_err(bad)? },
-        "subscribe" => Request::Subscribe {
-            room: fields.room().map_err(bad)?,
-            event: fields.event(true).map_err(bad)?,
-        },
-        "unsubscribe" => Request::Unsubscribe {
-            room: fields.room().map_err(bad)?,
-            event: fields.event(true).map_err(bad)?,
-        },
+        "subscribe" => {
+            Request::Subscribe { room: fields.room().map_err(bad)?, event: fields.event(true).map_err(bad)? }
+        }
+        "unsubscribe" => {
+            Request::Unsubscribe { room: fields.room().map_err(bad)?, event: fields.event(true).map_err(bad)? }
+        }
         "publish" => Request::Publish {
             room: fields.room().map_err(bad)?,
             event: fields.event(false).map_err(bad)?,
             data: raw.data,
         },
-        "object.create" => Request::ObjectCreate {
-            realm: fields.realm().map_err(bad)?,
-            id: fields.id().map_err(bad)?,
-            data: raw.data,
-        },
-        "object.update" => Request::ObjectUpdate {
-            realm: fields.realm().map_err(bad)?,
-            id: fields.id().map_err(bad)?,
-            data: raw.data,
-        },
+        "object.create" => {
+            Request::ObjectCreate { realm: fields.realm().map_err(bad)?, id: fields.id().map_err(bad)?, data: raw.data }
+        }
+        "object.update" => {
+            Request::ObjectUpdate { realm: fields.realm().map_err(bad)?, id: fields.id().map_err(bad)?, data: raw.data }
+        }
         "object.delete" => Request::ObjectDelete { realm: fields.realm().map_err(bad)?, id: fields.id().map_err(bad)? },
         "object.get" => Request::ObjectGet { realm: fields.realm().map_err(bad)?, id: fields.id().map_err(bad)? },
         "object.list" => {
@@ -323,10 +376,7 @@ impl Fields<'_, '_> {
             Some(v) => match field::<String>(v, "view")?.as_str() {
                 "connection" => Ok(View::Connection),
                 "client" => Ok(View::Client),
-                other => Err(format!(
-                    "`view` must be \"connection\" or \"client\", not {:?}",
-                    truncate(other, 32)
-                )),
+                other => Err(format!("`view` must be \"connection\" or \"client\", not {:?}", truncate(other, 32))),
             },
         }
     }
@@ -343,12 +393,7 @@ impl Fields<'_, '_> {
                 "join" => PresenceKind::Join.bit(),
                 "update" => PresenceKind::Update.bit(),
                 "leave" => PresenceKind::Leave.bit(),
-                other => {
-                    return Err(format!(
-                        "unknown presence event {:?} (join, update, leave)",
-                        truncate(other, 32)
-                    ))
-                }
+                other => return Err(format!("unknown presence event {:?} (join, update, leave)", truncate(other, 32))),
             };
         }
         Ok(EventMask(mask))
