@@ -110,7 +110,8 @@ export type Credentials = string | { token: string } | { identity: Identity } | 
 
 /** Send `payload` (a text frame) to every connection in `to`. */
 export interface Send {
-  to: number[];
+  /** Connection ids (a typed array: one copy across the wasm boundary). Iterate it, or `Array.from` it. */
+  to: Float64Array;
   payload: string;
 }
 
