@@ -357,38 +357,47 @@ impl Engine {
     /// `id` and who may read it.
     fn event_readers(&self, realm: &str, event: &str, id: Option<&str>) -> Vec<ConnectionId> {
         let Some(rm) = self.realms.get(realm) else { return Vec::new() };
-        let mut candidates = BTreeSet::new();
+        let mut candidates = Vec::new();
         for name in [event, "*"] {
             if let Some(groups) = rm.event_subs.get(name) {
                 realm::watchers_of(groups, id, &mut candidates);
             }
         }
-        self.readers(realm, id, candidates)
+        self.readers(realm, id, realm::sorted_unique(candidates))
     }
 
     /// Keeps the candidates that may read `id` (or, with no id, read
     /// anything in the realm), deciding once per distinct permission set.
-    fn readers(&self, realm: &str, id: Option<&str>, candidates: BTreeSet<ConnectionId>) -> Vec<ConnectionId> {
+    fn readers(&self, realm: &str, id: Option<&str>, candidates: Vec<ConnectionId>) -> Vec<ConnectionId> {
         let mut decided: HashMap<*const Permissions, bool> = HashMap::new();
-        candidates
-            .into_iter()
-            .filter(|conn| {
-                let Some(c) = self.connections.get(conn) else { return false };
-                *decided.entry(Arc::as_ptr(&c.permissions)).or_insert_with(|| match id {
-                    Some(id) => c.permissions.allows(realm, id, Crud::READ),
-                    None => c.permissions.allows_somewhere(realm, Crud::READ),
-                })
-            })
-            .collect()
+        // Neighbours often share a permission set: check the last one first.
+        let mut last: Option<(*const Permissions, bool)> = None;
+        let mut out = candidates;
+        out.retain(|conn| {
+            let Some(c) = self.connections.get(conn) else { return false };
+            let ptr = Arc::as_ptr(&c.permissions);
+            if let Some((p, verdict)) = last {
+                if p == ptr {
+                    return verdict;
+                }
+            }
+            let verdict = *decided.entry(ptr).or_insert_with(|| match id {
+                Some(id) => c.permissions.allows(realm, id, Crud::READ),
+                None => c.permissions.allows_somewhere(realm, Crud::READ),
+            });
+            last = Some((ptr, verdict));
+            verdict
+        });
+        out
     }
 
     /// Sends an object's change to its readers among the object subscribers.
     fn emit_object_change(&mut self, realm: &str, id: &str, event: &str, now: Millis) {
         let Some(rm) = self.realms.get(realm) else { return };
         let Some(object) = rm.objects.get(id) else { return };
-        let mut candidates = BTreeSet::new();
+        let mut candidates = Vec::new();
         realm::watchers_of(&rm.object_subs, Some(id), &mut candidates);
-        let to = self.readers(realm, Some(id), candidates);
+        let to = self.readers(realm, Some(id), realm::sorted_unique(candidates));
         if !to.is_empty() {
             let payload = reply::object(realm, event, &iso8601(now), frame(id, object));
             self.send(to, payload);

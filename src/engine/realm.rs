@@ -83,7 +83,8 @@ impl Realm {
 
 /// Subscribers in `groups` whose pattern matches `id` (`None`: an event
 /// about no object, which only catch-all patterns receive).
-pub(crate) fn watchers_of(groups: &PatternGroups, id: Option<&str>, out: &mut BTreeSet<ConnectionId>) {
+/// Appends them to `out` (unsorted, possibly repeated: see [`sorted_unique`]).
+pub(crate) fn watchers_of(groups: &PatternGroups, id: Option<&str>, out: &mut Vec<ConnectionId>) {
     for w in groups.values() {
         let hit = match id {
             Some(id) => w.pattern.matches(id),
@@ -93,6 +94,15 @@ pub(crate) fn watchers_of(groups: &PatternGroups, id: Option<&str>, out: &mut BT
             out.extend(w.conns.iter().copied());
         }
     }
+}
+
+/// Sorts and dedups candidates gathered from several pattern groups (one
+/// connection may watch with several patterns): cheaper than a set insert
+/// per candidate on the fan-out path.
+pub(crate) fn sorted_unique(mut conns: Vec<ConnectionId>) -> Vec<ConnectionId> {
+    conns.sort_unstable();
+    conns.dedup();
+    conns
 }
 
 pub(crate) fn watch(groups: &mut PatternGroups, pattern: Arc<Pattern>, conn: ConnectionId) -> bool {
