@@ -60,6 +60,15 @@ impl Engine {
             .unwrap_or_else(|| Arc::clone(&self.no_permissions))
     }
 
+    /// Refuses with FORBIDDEN unless the connection holds `right` on `id`.
+    fn require(&self, conn: ConnectionId, realm: &str, id: &str, right: Crud, what: &str) -> OpResult {
+        if self.permissions(conn).allows(realm, id, right) {
+            Ok(())
+        } else {
+            Err(forbidden(what, realm, id))
+        }
+    }
+
     fn object_data_ok(&self, data: Option<&RawValue>) -> OpResult {
         let max = self.config.limits.max_object_data_bytes;
         let size = data.map_or(0, |d| d.get().len());
@@ -96,9 +105,7 @@ impl Engine {
         data: Option<&RawValue>,
         now: Millis,
     ) -> OpResult {
-        if !self.permissions(conn).allows(realm, &id, Crud::CREATE) {
-            return Err(forbidden("create (C)", realm, &id));
-        }
+        self.require(conn, realm, &id, Crud::CREATE, "create (C)")?;
         self.object_data_ok(data)?;
         let max = self.config.limits.max_objects_per_realm;
         let providers = self.providers.count(realm, &id);
@@ -126,9 +133,7 @@ impl Engine {
         data: Option<&RawValue>,
         now: Millis,
     ) -> OpResult {
-        if !self.permissions(conn).allows(realm, &id, Crud::UPDATE) {
-            return Err(forbidden("update (U)", realm, &id));
-        }
+        self.require(conn, realm, &id, Crud::UPDATE, "update (U)")?;
         self.object_data_ok(data)?;
         let object =
             self.realms.get_mut(realm).and_then(|rm| rm.objects.get_mut(&id)).ok_or_else(|| not_found(realm, &id))?;
@@ -146,9 +151,7 @@ impl Engine {
         id: String,
         now: Millis,
     ) -> OpResult {
-        if !self.permissions(conn).allows(realm, &id, Crud::DELETE) {
-            return Err(forbidden("delete (D)", realm, &id));
-        }
+        self.require(conn, realm, &id, Crud::DELETE, "delete (D)")?;
         // Sent from the object as it was, to the subscribers who could see it.
         if !self.realms.get(realm).is_some_and(|rm| rm.objects.contains_key(&id)) {
             return Err(not_found(realm, &id));
@@ -164,9 +167,7 @@ impl Engine {
 
     pub(super) fn object_get(&mut self, conn: ConnectionId, r: Option<&RawValue>, realm: &str, id: &str) -> OpResult {
         // Read right first, so that existence does not leak.
-        if !self.permissions(conn).allows(realm, id, Crud::READ) {
-            return Err(forbidden("read (R)", realm, id));
-        }
+        self.require(conn, realm, id, Crud::READ, "read (R)")?;
         let object = self.realms.get(realm).and_then(|rm| rm.objects.get(id)).ok_or_else(|| not_found(realm, id))?;
         let payload = reply::ack(r, "object.get", AckBody { object: Some(frame(id, object)), ..AckBody::default() });
         self.send(vec![conn], payload);
