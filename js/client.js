@@ -123,6 +123,11 @@ export class Client extends Emitter {
 
   /** Opens the socket; with a token (given here or before) also authenticates. */
   async connect(url) {
+    if (this._ws && this.connectionStatus !== 'disconnected') {
+      // Already connected or on the way: one client, one socket.
+      if (url && url !== this.url) throw new RollcallError('BAD_REQUEST', `already connected to ${this.url}`);
+      return this;
+    }
     if (url) this.url = url;
     if (!this.url) throw new RollcallError('BAD_REQUEST', 'no url to connect to');
     this._closing = false;

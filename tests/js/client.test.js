@@ -105,6 +105,15 @@ test('new Client({ url, token }) + connect(): connecting → connected; close() 
   assert.deepEqual(seen, ['connecting', 'connected', 'disconnected']);
 });
 
+test('connect() on a connected client keeps its one socket', async () => {
+  const before = server.wss.clients.size;
+  const c = await connected('once');
+  const again = await c.connect();
+  assert.equal(again, c);
+  assert.equal(server.wss.clients.size, before + 1);
+  await assert.rejects(c.connect('ws://127.0.0.1:1/'), (e) => e instanceof RollcallError && e.code === 'BAD_REQUEST');
+});
+
 test("seed 000's connect(url) then authenticate(token), with the status event", async () => {
   const c = new Client(); // as in the seed: no options at all
   clients.push(c);
