@@ -9,8 +9,8 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 mod common;
 
 use common::tokens::*;
-use common::Host;
-use rollcall::{Credentials, Identity};
+use common::{ident, Host};
+use rollcall::Credentials;
 use serde_json::{json, Value};
 
 const ADMIN: u64 = 1;
@@ -20,15 +20,6 @@ const ALL: u64 = 2;
 const NARROW: u64 = 3;
 const PROVIDER_A: u64 = 10;
 const PROVIDER_B: u64 = 11;
-
-fn ident(client_id: &str, per: Value, dpv: Value) -> Credentials {
-    Credentials::Identity(Identity {
-        client_id: Some(client_id.into()),
-        per: if per.is_null() { None } else { Some(serde_json::from_value(per).unwrap()) },
-        dpv: if dpv.is_null() { None } else { Some(serde_json::from_value(dpv).unwrap()) },
-        ..Identity::default()
-    })
-}
 
 fn narrow_per() -> Value {
     json!({"london": {"deliveryRiders/a*": "R"}})

@@ -9,26 +9,11 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 mod common;
 
 use common::tokens::*;
-use common::Host;
-use rollcall::{ConnectionStatus, Credentials, HostEvent, Identity};
+use common::{admin, ident, Host};
+use rollcall::{ConnectionStatus, Credentials, HostEvent};
 use serde_json::{json, Value};
 
 use ConnectionStatus::{Connected, Disconnected};
-
-/// An asserted identity with these `per` and `dpv` claims (`null`: none).
-fn ident(client_id: &str, per: Value, dpv: Value) -> Credentials {
-    Credentials::Identity(Identity {
-        client_id: Some(client_id.into()),
-        per: if per.is_null() { None } else { Some(serde_json::from_value(per).unwrap()) },
-        dpv: if dpv.is_null() { None } else { Some(serde_json::from_value(dpv).unwrap()) },
-        ..Identity::default()
-    })
-}
-
-/// Every right on everything, providing nothing.
-fn admin() -> Credentials {
-    ident("admin", json!({"*": {"**": "CRUD"}}), Value::Null)
-}
 
 /// A provider with no object rights.
 fn provider(client_id: &str, dpv: Value) -> Credentials {

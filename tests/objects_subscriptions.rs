@@ -11,23 +11,10 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::tokens::*;
-use common::Host;
+use common::{admin, ident, Host};
 use rollcall::time::iso8601;
 use rollcall::{Config, ConnectionStatus, Credentials, Identity, Limits, ObjectInfo, RateLimit};
 use serde_json::{json, Value};
-
-fn ident(client_id: &str, per: Value, dpv: Value) -> Credentials {
-    Credentials::Identity(Identity {
-        client_id: Some(client_id.into()),
-        per: if per.is_null() { None } else { Some(serde_json::from_value(per).unwrap()) },
-        dpv: if dpv.is_null() { None } else { Some(serde_json::from_value(dpv).unwrap()) },
-        ..Identity::default()
-    })
-}
-
-fn admin() -> Credentials {
-    ident("admin", json!({"*": {"**": "CRUD"}}), Value::Null)
-}
 
 fn reader(name: &str) -> Credentials {
     ident(name, json!({"*": {"**": "R"}}), Value::Null)

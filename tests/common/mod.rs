@@ -9,6 +9,21 @@ use std::collections::BTreeMap;
 use rollcall::{Close, Config, ConnectionId, Credentials, Engine, HostEvent, Identity, Output};
 use serde_json::{json, Value};
 
+/// An asserted identity with these `per` and `dpv` claims (`null`: none).
+pub fn ident(client_id: &str, per: Value, dpv: Value) -> Credentials {
+    Credentials::Identity(Identity {
+        client_id: Some(client_id.into()),
+        per: if per.is_null() { None } else { Some(serde_json::from_value(per).unwrap()) },
+        dpv: if dpv.is_null() { None } else { Some(serde_json::from_value(dpv).unwrap()) },
+        ..Identity::default()
+    })
+}
+
+/// Every right on every object, providing nothing.
+pub fn admin() -> Credentials {
+    ident("admin", json!({"*": {"**": "CRUD"}}), Value::Null)
+}
+
 /// 2024-07-13T10:13:28.496Z
 pub const T0: u64 = 1_720_865_608_496;
 
