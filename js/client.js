@@ -425,6 +425,7 @@ class Room {
     this._s.left = true;
     this._s.present = false;
     this._s.subscribed = false;
+    this._s.snapshotted = false;
     this._s.eventSubs.clear();
     this._s.members.clear();
     this.client._rooms.delete(this.name);
@@ -534,6 +535,10 @@ class Presence extends Emitter {
     if (!this.room._s.subscribed) {
       this.room._s.subscribed = true;
       await this._resubscribe();
+    } else if (this.room._s.snapshotted && (event == null || event === 'join')) {
+      // A later callback gets the members already here as joins too.
+      const timestamp = new Date().toISOString();
+      for (const m of this.room._s.members.values()) cb({ event: 'join', timestamp, ...m });
     }
     return [...this.room._s.members.values()];
   }
@@ -557,6 +562,7 @@ class Presence extends Emitter {
   }
 
   _snapshot(ack) {
+    this.room._s.snapshotted = true;
     const before = this.room._s.members;
     const after = new Map(ack.members.map((m) => [m.id, m]));
     this.room._s.members = after;

@@ -105,12 +105,33 @@ test('new Client({ url, token }) + connect(): connecting → connected; close() 
   assert.deepEqual(seen, ['connecting', 'connected', 'disconnected']);
 });
 
+test('a second presence callback added later also gets the members already here as joins', async () => {
+  const a = await connected('early');
+  const roomA = await a.join('later-cb');
+  await roomA.presence.join({ n: 1 });
+  const b = await connected('watcher');
+  const roomB = await b.join('later-cb');
+  const first = [];
+  await roomB.presence.subscribe((e) => first.push([e.event, e.clientId]));
+  const second = [];
+  await roomB.presence.subscribe('join', (e) => second.push([e.event, e.clientId, e.data]));
+  assert.deepEqual(first, [['join', 'early']]);
+  assert.deepEqual(second, [['join', 'early', { n: 1 }]]);
+  const leaves = [];
+  await roomB.presence.subscribe('leave', (e) => leaves.push(e.clientId));
+  assert.deepEqual(leaves, [], 'a leave callback is not replayed anything');
+});
+
 test('connect() on a connected client keeps its one socket', async () => {
-  const before = server.wss.clients.size;
   const c = await connected('once');
+  const socket = c._ws;
   const again = await c.connect();
   assert.equal(again, c);
-  assert.equal(server.wss.clients.size, before + 1);
+  assert.equal(c._ws, socket);
+  const engine = server.engine;
+  const mine = () => engine.connectionIds.filter((id) => engine.identity(id)?.clientId === 'once').length;
+  await sleep(50);
+  assert.equal(mine(), 1);
   await assert.rejects(c.connect('ws://127.0.0.1:1/'), (e) => e instanceof RollcallError && e.code === 'BAD_REQUEST');
 });
 
