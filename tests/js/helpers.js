@@ -1,6 +1,32 @@
 // Shared helpers for the package's node --test suites.
 import { createHmac } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { Miniflare } from 'miniflare';
 import WebSocket from 'ws';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/**
+ * Runs a test Worker (a path under tests/js/) in workerd through Miniflare,
+ * with the package's modules resolvable from the repository root. Returns
+ * the Miniflare instance and the ws:// base URL.
+ */
+export async function startWorker(script, { durableObjects, bindings }) {
+  const mf = new Miniflare({
+    modules: true,
+    modulesRoot: ROOT,
+    scriptPath: fileURLToPath(new URL(script, import.meta.url)),
+    modulesRules: [
+      { type: 'ESModule', include: ['**/*.js'] },
+      { type: 'CompiledWasm', include: ['**/*.wasm'] },
+    ],
+    compatibilityDate: '2024-09-23',
+    durableObjects,
+    bindings,
+  });
+  const wsBase = (await mf.ready).href.replace(/^http/, 'ws');
+  return { mf, wsBase };
+}
 
 /** Mints an HS256 JWT with node:crypto. */
 export function mintToken(secret, claims) {

@@ -17,11 +17,8 @@
 // close frame arrives (closeFrame() below), not by waiting for 'close'.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { fileURLToPath } from 'node:url';
-import { Miniflare } from 'miniflare';
-import { TestClient, mintToken, eventually } from './helpers.js';
+import { TestClient, mintToken, eventually, startWorker } from './helpers.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SECRET = 'hibernation-test-secret';
 const AUTH_TIMEOUT_MS = 500;
 
@@ -30,19 +27,10 @@ let wsBase;
 const clients = [];
 
 before(async () => {
-  mf = new Miniflare({
-    modules: true,
-    modulesRoot: ROOT,
-    scriptPath: fileURLToPath(new URL('./hibernation/worker.js', import.meta.url)),
-    modulesRules: [
-      { type: 'ESModule', include: ['**/*.js'] },
-      { type: 'CompiledWasm', include: ['**/*.wasm'] },
-    ],
-    compatibilityDate: '2024-09-23',
+  ({ mf, wsBase } = await startWorker('./hibernation/worker.js', {
     durableObjects: { PRESENCE: 'Presence' },
     bindings: { JWT_SECRET: SECRET, AUTH_TIMEOUT_MS: String(AUTH_TIMEOUT_MS) },
-  });
-  wsBase = (await mf.ready).href.replace(/^http/, 'ws');
+  }));
 });
 
 after(async () => {

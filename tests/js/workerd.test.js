@@ -5,21 +5,13 @@
 //   node --test tests/js/workerd.test.js
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
-import { Miniflare } from 'miniflare';
 import WebSocket from 'ws';
+import { mintToken, startWorker } from './helpers.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SECRET = 'workerd-test-secret';
 const WAIT_MS = 3000;
 
-const b64url = (value) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
-
-function hs256(claims, secret = SECRET) {
-  const input = `${b64url({ alg: 'HS256', typ: 'JWT' })}.${b64url(claims)}`;
-  return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
-}
+const hs256 = (claims, secret = SECRET) => mintToken(secret, claims);
 
 const tokenFor = (sub) => hs256({ sub, exp: Math.floor(Date.now() / 1000) + 600 });
 
@@ -28,22 +20,10 @@ let wsBase;
 const clients = [];
 
 before(async () => {
-  mf = new Miniflare({
-    modules: true,
-    modulesRoot: ROOT,
-    scriptPath: fileURLToPath(new URL('./workerd/worker.js', import.meta.url)),
-    modulesRules: [
-      { type: 'ESModule', include: ['**/*.js'] },
-      { type: 'CompiledWasm', include: ['**/*.wasm'] },
-    ],
-    compatibilityDate: '2024-09-23',
+  ({ mf, wsBase } = await startWorker('./workerd/worker.js', {
     durableObjects: { ROLLCALL: 'RollcallHost' },
-    bindings: {
-      ROLLCALL_OPTIONS: { auth: { keys: [{ algorithm: 'HS256', secret: SECRET }] } },
-    },
-  });
-  const url = await mf.ready;
-  wsBase = url.href.replace(/^http/, 'ws');
+    bindings: { ROLLCALL_OPTIONS: { auth: { keys: [{ algorithm: 'HS256', secret: SECRET }] } } },
+  }));
 }, { timeout: 20_000 });
 
 after(async () => {
