@@ -15,19 +15,18 @@
 mod support;
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use rollcall::{ConnectionId, Credentials, Engine, Identity};
+use rollcall::{ConnectionId, Engine, Identity};
 use serde_json::{json, Value};
 
-use support::{drain, identity, open, request, send, Tally, T0};
+use support::{bench_open_close, close_provider, drain, identity, open, open_provider, request, send, T0};
 
 const REALM: &str = "london";
 const TARGET: &str = "deliveryRiders/r1234";
 const CREATOR: u64 = 1;
 const SUBSCRIBER0: u64 = 1_000;
-const PROVIDER: u64 = 1_000_000_000;
 
 /// 30 subscription patterns: the first 14 match TARGET, the rest do not.
 const PATTERNS: [&str; 30] = [
@@ -148,16 +147,6 @@ fn status_provider() -> Identity {
     identity(json!({"clientId": "r1234-feed", "dpv": {REALM: [TARGET]}}))
 }
 
-fn open_provider(e: &mut Engine, who: &Identity) -> Tally {
-    e.handle_open(ConnectionId(PROVIDER), Credentials::Identity(who.clone()), T0).expect("open");
-    drain(e)
-}
-
-fn close_provider(e: &mut Engine) -> Tally {
-    e.handle_close(ConnectionId(PROVIDER), T0);
-    drain(e)
-}
-
 fn bench_status(c: &mut Criterion) {
     let who = status_provider();
     let mut group = c.benchmark_group("status");
@@ -179,30 +168,7 @@ fn bench_status(c: &mut Criterion) {
         assert_eq!(opened.widest, recipients);
         println!("status/{kind}/{n}: {recipients} of {n} subscribers receive each change");
         group.throughput(Throughput::Elements(recipients as u64));
-        group.bench_function(BenchmarkId::new(format!("open/{kind}"), n), |b| {
-            b.iter_custom(|iters| {
-                let mut timed = Duration::ZERO;
-                for _ in 0..iters {
-                    let start = Instant::now();
-                    black_box(open_provider(&mut e, &who));
-                    timed += start.elapsed();
-                    black_box(close_provider(&mut e));
-                }
-                timed
-            })
-        });
-        group.bench_function(BenchmarkId::new(format!("close/{kind}"), n), |b| {
-            b.iter_custom(|iters| {
-                let mut timed = Duration::ZERO;
-                for _ in 0..iters {
-                    black_box(open_provider(&mut e, &who));
-                    let start = Instant::now();
-                    black_box(close_provider(&mut e));
-                    timed += start.elapsed();
-                }
-                timed
-            })
-        });
+        bench_open_close(&mut group, kind, n, &mut e, &who);
     }
     group.finish();
 }

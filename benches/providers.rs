@@ -10,20 +10,18 @@
 
 mod support;
 
-use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use rollcall::{ConnectionId, Engine, Identity};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use rollcall::{Engine, Identity};
 use serde_json::json;
 
-use support::{drain, identity, open, request, send, Tally, T0};
+use support::{bench_open_close, close_provider, identity, open, open_provider, request, send};
 
 const REALM: &str = "london";
 const RIDERS: usize = 1_000;
 const CREATOR: u64 = 1;
 const SUBSCRIBER0: u64 = 1_000;
-const PROVIDER: u64 = 1_000_000_000;
 
 /// One connection with CRUD on the realm creates `total` objects: 1,000
 /// riders and the others split between `aircraft/<n>` (sorted before the riders) and
@@ -62,16 +60,6 @@ fn provider() -> Identity {
     identity(json!({"clientId": "riders-feed", "dpv": {REALM: ["deliveryRiders/*"]}}))
 }
 
-fn open_provider(e: &mut Engine, who: &Identity) -> Tally {
-    e.handle_open(ConnectionId(PROVIDER), rollcall::Credentials::Identity(who.clone()), T0).expect("open");
-    drain(e)
-}
-
-fn close_provider(e: &mut Engine) -> Tally {
-    e.handle_close(ConnectionId(PROVIDER), T0);
-    drain(e)
-}
-
 fn bench_providers(c: &mut Criterion) {
     let who = provider();
     let mut group = c.benchmark_group("provider");
@@ -100,30 +88,7 @@ fn bench_providers(c: &mut Criterion) {
             }
             // Throughput: the objects whose status changed.
             group.throughput(Throughput::Elements(RIDERS as u64));
-            group.bench_function(BenchmarkId::new(format!("open/subs={subs}"), total), |b| {
-                b.iter_custom(|iters| {
-                    let mut timed = Duration::ZERO;
-                    for _ in 0..iters {
-                        let start = Instant::now();
-                        black_box(open_provider(&mut e, &who));
-                        timed += start.elapsed();
-                        black_box(close_provider(&mut e));
-                    }
-                    timed
-                })
-            });
-            group.bench_function(BenchmarkId::new(format!("close/subs={subs}"), total), |b| {
-                b.iter_custom(|iters| {
-                    let mut timed = Duration::ZERO;
-                    for _ in 0..iters {
-                        black_box(open_provider(&mut e, &who));
-                        let start = Instant::now();
-                        black_box(close_provider(&mut e));
-                        timed += start.elapsed();
-                    }
-                    timed
-                })
-            });
+            bench_open_close(&mut group, &format!("subs={subs}"), total, &mut e, &who);
         }
     }
     group.finish();

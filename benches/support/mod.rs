@@ -2,9 +2,11 @@
 //! counted (not parsed: a real host would only copy the payload to sockets).
 #![allow(dead_code)]
 
-use std::time::Duration;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
 
-use criterion::Criterion;
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion};
 use rollcall::{Config, ConnectionId, Credentials, Engine, HostEvent, Identity, Output, RateLimit};
 use serde_json::Value;
 
@@ -104,4 +106,54 @@ pub fn send(engine: &mut Engine, conn: u64, frame: &str) -> Tally {
     }
     assert!(errors.is_empty() && t.closes == 0, "frame {frame} from {conn} refused: {errors:?}");
     t
+}
+
+/// The connection id of the provider the benches open and close.
+pub const PROVIDER: u64 = 1_000_000_000;
+
+/// Opens the provider with `who`'s claims; its objects turn `connected`.
+pub fn open_provider(e: &mut Engine, who: &Identity) -> Tally {
+    e.handle_open(ConnectionId(PROVIDER), Credentials::Identity(who.clone()), T0).expect("open");
+    drain(e)
+}
+
+/// Closes the provider; its objects turn `disconnected`.
+pub fn close_provider(e: &mut Engine) -> Tally {
+    e.handle_close(ConnectionId(PROVIDER), T0);
+    drain(e)
+}
+
+/// Two benches, `open/<label>` and `close/<label>` at `param`: each times
+/// only its own half of an open-then-close cycle of the provider.
+pub fn bench_open_close(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    label: &str,
+    param: impl std::fmt::Display,
+    e: &mut Engine,
+    who: &Identity,
+) {
+    group.bench_function(BenchmarkId::new(format!("open/{label}"), &param), |b| {
+        b.iter_custom(|iters| {
+            let mut timed = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                black_box(open_provider(e, who));
+                timed += start.elapsed();
+                black_box(close_provider(e));
+            }
+            timed
+        })
+    });
+    group.bench_function(BenchmarkId::new(format!("close/{label}"), &param), |b| {
+        b.iter_custom(|iters| {
+            let mut timed = Duration::ZERO;
+            for _ in 0..iters {
+                black_box(open_provider(e, who));
+                let start = Instant::now();
+                black_box(close_provider(e));
+                timed += start.elapsed();
+            }
+            timed
+        })
+    });
 }
