@@ -22,7 +22,6 @@ struct Batch {
     recipients: Option<usize>,
 }
 
-
 /// Credentials as JS gives them: `{ token }`, `{ identity }` or nothing.
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -228,8 +227,10 @@ impl WasmEngine {
                     ids.clear();
                     ids.extend(t.to.iter().map(|c| c.0 as f64));
                     let send = js_sys::Object::new();
-                    js_sys::Reflect::set(&send, &to_key, &js_sys::Float64Array::from(&ids[..])).map_err(|_| JsError::new("batch"))?;
-                    js_sys::Reflect::set(&send, &payload_key, &JsValue::from_str(&t.payload)).map_err(|_| JsError::new("batch"))?;
+                    js_sys::Reflect::set(&send, &to_key, &js_sys::Float64Array::from(&ids[..]))
+                        .map_err(|_| JsError::new("batch"))?;
+                    js_sys::Reflect::set(&send, &payload_key, &JsValue::from_str(&t.payload))
+                        .map_err(|_| JsError::new("batch"))?;
                     sends.push(&send);
                 }
                 Output::Close(c) => batch.closes.push(c),
