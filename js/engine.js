@@ -12,6 +12,8 @@ export const CloseCodes = Object.freeze({
   POLICY_VIOLATION: 4008,
   /** Used by host adapters (rollcall/node): the socket's send buffer passed its bound. */
   SLOW_CONSUMER: 4009,
+  /** Used by host adapters: an engine call for this connection threw; it alone is closed. */
+  INTERNAL_ERROR: 1011,
 });
 
 /** Error codes of `{"type":"error"}` frames (see docs/PROTOCOL.md). */
