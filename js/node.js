@@ -12,6 +12,7 @@
 import { EventEmitter } from 'node:events';
 import { WebSocketServer, WebSocket } from 'ws';
 import { CloseCodes } from './engine.js';
+import { hostError } from './host-error.js';
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** After a failed tick, the next one waits at least this long (no hot loop). */
@@ -35,14 +36,6 @@ export function tokenFromRequest(req) {
   const header = req.headers?.authorization ?? '';
   const match = /^Bearer\s+(.+)$/i.exec(header);
   return match ? match[1].trim() : null;
-}
-
-/** An Error whose message starts with a stable code, wrapping what was thrown. */
-function hostError(code, what, cause, connection) {
-  const detail = cause instanceof Error ? cause.message : String(cause);
-  const err = new Error(`${code}: ${what}: ${detail}`, { cause });
-  if (connection != null) err.connection = connection;
-  return err;
 }
 
 /**
@@ -317,11 +310,35 @@ export class RollcallServer extends EventEmitter {
       const socket = this.#sockets.get(connection);
       if (socket) this.#shut(connection, socket, code, reason);
     }
-    for (const event of batch.events) this.#emit(event);
+    const refused = [];
+    for (const event of batch.events) {
+      if (event.type === 'authenticated' && !this.#representable(event.connection)) refused.push(event.connection);
+      this.#emit(event);
+    }
     this.#schedule(batch.wakeAt);
     // The engine forgets a slow consumer now (its members leave at once),
     // not when its close handshake completes.
     for (const id of slow) this.#forget(id);
+    for (const id of refused) {
+      this.#forget(id);
+      const socket = this.#sockets.get(id);
+      if (socket) this.#shut(id, socket, CloseCodes.AUTH_FAILED, 'AUTH_FAILED');
+    }
+  }
+
+  /**
+   * Whether the engine can hand back the identity it just authenticated.
+   * One it cannot (an expiry past what JS numbers hold) would make a later
+   * call fail for whoever makes it, so that connection is refused at once.
+   */
+  #representable(id) {
+    try {
+      this.#engine.identity(id);
+      return true;
+    } catch (err) {
+      this.#report(hostError('ENGINE_FAILED', 'engine.identity threw', err, id));
+      return false;
+    }
   }
 
   #schedule(at, minDelay = 0) {

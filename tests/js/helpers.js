@@ -99,3 +99,15 @@ export async function eventually(check, ms = 3000) {
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/**
+ * The close frame the server sent (code, reason), as soon as it arrives,
+ * then drops the socket. For workerd, which may tear the TCP connection
+ * down only seconds after its close frame (see hibernation.test.js).
+ */
+export async function closeFrame(client, ms = 3000) {
+  await eventually(() => client.ws._closeFrameReceived || client.ws.readyState === 3, ms);
+  const closed = { code: client.ws._closeCode, reason: client.ws._closeMessage.toString() };
+  client.ws.terminate();
+  return closed;
+}
