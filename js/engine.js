@@ -42,6 +42,19 @@ export const ErrorCodes = Object.freeze({
   PATTERN_TOO_COMPLEX: 'PATTERN_TOO_COMPLEX',
 });
 
+/**
+ * What host adapters (rollcall/node, rollcall/worker) report when they
+ * contain a failure (never thrown): an Error whose message starts with a
+ * stable code (CREDENTIALS_FAILED, ENGINE_FAILED, LISTENER_FAILED), with what
+ * was thrown as its `cause` and the connection it concerned as `connection`.
+ */
+export function hostError(code, what, cause, connection) {
+  const detail = cause instanceof Error ? cause.message : String(cause);
+  const err = new Error(`${code}: ${what}: ${detail}`, { cause });
+  if (connection != null) err.connection = connection;
+  return err;
+}
+
 const parseData = (text) => (text == null ? null : JSON.parse(text));
 
 function withData(batch) {

@@ -11,8 +11,7 @@
 // concerns (see docs/PROTOCOL.md, "Node host") and is reported, never thrown.
 import { EventEmitter } from 'node:events';
 import { WebSocketServer, WebSocket } from 'ws';
-import { CloseCodes } from './engine.js';
-import { hostError } from './host-error.js';
+import { CloseCodes, hostError } from './engine.js';
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** After a failed tick, the next one waits at least this long (no hot loop). */
@@ -25,8 +24,11 @@ export const NODE_DEFAULTS = Object.freeze({
   maxQueuedFrames: 100,
   maxQueuedBytes: 1 << 20,
   closeTimeoutMs: 1000,
-  connectionRate: Object.freeze({ burst: 50, perSecond: 10 }),
+  connectionRate: Object.freeze({ burst: 10, perSecond: 2 }),
 });
+
+/** 127.0.0.0/8 and ::1 (also IPv4-mapped): a peer on this host, a test or a local proxy. */
+const isLoopback = (address) => /^(::ffff:)?127\./.test(address) || address === '::1';
 
 /** Reads a token from `?token=` or an `Authorization: Bearer` header. */
 export function tokenFromRequest(req) {
@@ -54,19 +56,19 @@ class AddressRate {
     this.#perMs = perSecond / 1000;
   }
 
-  /** Takes one token for `address` at `now`; false when its bucket is empty. */
+  /**
+   * Takes one token for `address` at `now`: 0 when there was one, else the
+   * seconds until there is (for a Retry-After header).
+   */
   take(address, now) {
     this.#sweep(now);
     const bucket = this.#buckets.get(address) ?? { tokens: this.#burst, at: now };
     bucket.tokens = Math.min(this.#burst, bucket.tokens + (now - bucket.at) * this.#perMs);
     bucket.at = now;
-    if (bucket.tokens < 1) {
-      this.#buckets.set(address, bucket);
-      return false;
-    }
-    bucket.tokens -= 1;
     this.#buckets.set(address, bucket);
-    return true;
+    if (bucket.tokens < 1) return this.#perMs > 0 ? Math.max(1, Math.ceil((1 - bucket.tokens) / this.#perMs / 1000)) : 3600;
+    bucket.tokens -= 1;
+    return 0;
   }
 
   #sweep(now) {
@@ -110,8 +112,17 @@ export class RollcallServer extends EventEmitter {
     const { wss, server, port, host, path, maxPayload, connectionRate, addressOf, clock } = this.#options;
     this.#ownsWss = !wss;
     const rate = connectionRate ? new AddressRate(connectionRate) : null;
-    // Refused at the upgrade, before any WebSocket or engine state exists.
-    const verifyClient = rate ? ({ req }) => rate.take(addressOf(req), clock()) : undefined;
+    // Refused at the upgrade (429, with Retry-After), before any WebSocket or
+    // engine state exists. Loopback peers are not counted: behind a local
+    // proxy they would all share one bucket (addressOf says who they are).
+    const verifyClient =
+      rate &&
+      (({ req }, done) => {
+        const address = String(addressOf(req) ?? '');
+        const wait = isLoopback(address) ? 0 : rate.take(address, clock());
+        if (wait === 0) done(true);
+        else done(false, 429, 'Too Many Requests', { 'Retry-After': String(wait) });
+      });
     this.#wss =
       wss ??
       new WebSocketServer({
@@ -120,7 +131,10 @@ export class RollcallServer extends EventEmitter {
         host,
         path,
         maxPayload,
-        verifyClient: verifyClient && ((info, done) => (verifyClient(info) ? done(true) : done(false, 429, 'Too Many Requests'))),
+        // One message per socket per turn of the event loop: a socket with a
+        // buffer full of frames cannot hold the loop while others wait.
+        allowSynchronousEvents: false,
+        verifyClient,
       });
     this.#wss.on('connection', (socket, req) => this.#accept(socket, req));
     this.#wss.on('error', (err) => this.emit('error', err));
@@ -255,13 +269,15 @@ export class RollcallServer extends EventEmitter {
 
   /**
    * Closes a socket the engine no longer holds. Its later frames are dropped
-   * unread (the first one pauses reading, see #accept), and it is terminated
-   * after closeTimeoutMs if the peer does not finish the close handshake.
+   * unread (the first one pauses reading, see #accept; a policy violation
+   * stops reading at once), and it is terminated after closeTimeoutMs if the
+   * peer does not finish the close handshake.
    */
   #shut(id, socket, code, reason) {
     if (this.#sockets.get(id) === socket) this.#sockets.delete(id);
     if (this.#terminators.has(socket)) return;
     socket.close(code, reason);
+    if (code === CloseCodes.POLICY_VIOLATION) socket.pause();
     const timer = setTimeout(() => socket.terminate(), this.#options.closeTimeoutMs);
     timer.unref?.();
     this.#terminators.set(socket, timer);

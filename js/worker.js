@@ -13,7 +13,7 @@
 // carries its connection id and verified identity as its attachment).
 // Deadlines are driven by the object's alarm, never by setTimeout.
 import { Engine, CloseCodes } from './index.workerd.js';
-import { hostError } from './host-error.js';
+import { hostError } from './engine.js';
 
 const META_KEY = 'rollcall:meta';
 const CHUNK_PREFIX = 'rollcall:snap:';

@@ -14,12 +14,14 @@ export function textFrame(text) {
 }
 
 /**
- * Opens `ws://host:port/path` from `localAddress` (default 127.0.0.1).
- * Resolves with `{ socket, status }` once the server answered the upgrade
- * (`status` 101 when accepted, e.g. 429 when refused). `socket.gone`
+ * Opens `ws://host:port/path` from `localAddress` (default 127.0.0.1),
+ * with extra request `headers` if given.
+ * Resolves with `{ socket, status, head }` once the server answered the
+ * upgrade (`status` 101 when accepted, e.g. 429 when refused; `head` the
+ * response's status line and headers). `socket.gone`
  * resolves when the TCP connection is gone.
  */
-export function rawConnect(url, { localAddress } = {}) {
+export function rawConnect(url, { localAddress, headers = {} } = {}) {
   const { hostname, port, pathname, search } = new URL(url);
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: hostname, port: Number(port), localAddress });
@@ -29,7 +31,9 @@ export function rawConnect(url, { localAddress } = {}) {
     socket.once('connect', () => {
       socket.write(
         `GET ${pathname}${search} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n' +
+        Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('') +
+        '\r\n',
       );
     });
     let head = '';
@@ -39,10 +43,38 @@ export function rawConnect(url, { localAddress } = {}) {
       if (end < 0) return;
       socket.off('data', onData);
       socket.resume(); // whatever follows is read and dropped
-      resolve({ socket, status: Number(/^HTTP\/1\.1 (\d+)/.exec(head)?.[1] ?? 0) });
+      resolve({ socket, status: Number(/^HTTP\/1\.1 (\d+)/.exec(head)?.[1] ?? 0), head: head.slice(0, end) });
     };
     socket.on('data', onData);
-    socket.once('close', () => resolve({ socket, status: 0 }));
+    socket.once('close', () => resolve({ socket, status: 0, head }));
+  });
+}
+
+/**
+ * Resolves when the server's close frame arrives on a socket from
+ * rawConnect (server frames are unmasked: FIN+opcode, length, payload).
+ */
+export function closeFrameSeen(socket) {
+  return new Promise((resolve) => {
+    let buf = Buffer.alloc(0);
+    const onData = (chunk) => {
+      buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+      for (;;) {
+        if (buf.length < 2) return;
+        let len = buf[1] & 0x7f;
+        let at = 2;
+        if (len === 126) [len, at] = [buf.length >= 4 ? buf.readUInt16BE(2) : Infinity, 4];
+        else if (len === 127) [len, at] = [buf.length >= 10 ? Number(buf.readBigUInt64BE(2)) : Infinity, 10];
+        if (buf.length < at + len) return;
+        if ((buf[0] & 0x0f) === 0x8) {
+          socket.off('data', onData);
+          return resolve();
+        }
+        buf = buf.subarray(at + len);
+      }
+    };
+    socket.on('data', onData);
+    socket.once('close', resolve);
   });
 }
 

@@ -255,28 +255,32 @@ test('the pre-auth queue is bounded in bytes (default 1 MiB)', async () => {
   await honestClientServed();
 });
 
-test('connections per remote address are rate limited at the upgrade (429); other addresses are not', async () => {
+test('connections per remote address are rate limited at the upgrade (429, Retry-After); other addresses and loopback peers are not', async () => {
+  // As behind a proxy: the address comes from a header (addressOf).
   const limited = attach(new Engine({ auth: { keys: [{ algorithm: 'HS256', secret: SECRET }] } }), {
     port: 0,
     host: '127.0.0.1',
     connectionRate: { burst: 3, perSecond: 1 },
+    addressOf: (req) => req.headers['x-forwarded-for'] ?? req.socket.remoteAddress,
   });
   await once(limited, 'listening');
   const base = `ws://127.0.0.1:${limited.address().port}/?token=${token('n')}`;
+  const from = async (address) => {
+    const { socket, status, head } = await rawConnect(base, { headers: address ? { 'X-Forwarded-For': address } : {} });
+    socket.destroy();
+    return { status, retryAfter: /^retry-after: (\d+)/im.exec(head)?.[1] };
+  };
   try {
     const statuses = [];
-    for (let i = 0; i < 5; i++) {
-      const { socket, status } = await rawConnect(base);
-      statuses.push(status);
-      socket.destroy();
-    }
+    for (let i = 0; i < 5; i++) statuses.push((await from('192.0.2.1')).status);
     assert.deepEqual(statuses, [101, 101, 101, 429, 429]);
+    assert.equal((await from('192.0.2.1')).retryAfter, '1');
     // Another address has its own bucket.
-    const other = await rawConnect(base, { localAddress: '127.0.0.2' });
-    assert.equal(other.status, 101);
-    other.socket.destroy();
+    assert.equal((await from('192.0.2.2')).status, 101);
+    // Loopback peers (a test, a local proxy without addressOf) are not counted.
+    for (let i = 0; i < 5; i++) assert.equal((await from(null)).status, 101);
     // A ws client sees the refusal as an unexpected response.
-    const refused = new WebSocket(base);
+    const refused = new WebSocket(base, { headers: { 'X-Forwarded-For': '192.0.2.1' } });
     refused.on('error', () => {});
     const [, res] = await once(refused, 'unexpected-response');
     assert.equal(res.statusCode, 429);
