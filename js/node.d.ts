@@ -29,8 +29,9 @@ export interface AttachOptions {
   maxQueuedBytes?: number;
   /**
    * New connections per remote address (a token bucket), refused at the
-   * upgrade with HTTP 429 and Retry-After past it. `null` turns it off.
-   * Not applied with your own `wss`. Default { burst: 10, perSecond: 2 }.
+   * upgrade with HTTP 429 and Retry-After past it. Loopback peers are not
+   * counted. `null` turns it off. Not applied with your own `wss`.
+   * Default { burst: 10, perSecond: 2 }.
    */
   connectionRate?: { burst: number; perSecond: number } | null;
   /** The address `connectionRate` counts by. Default `req.socket.remoteAddress` (behind a proxy, read its header). */
