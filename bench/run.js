@@ -6,17 +6,17 @@
 //   node bench/run.js --n=10 --measure=3 # a quick one
 //
 // Options: --n=10,100,500  --servers=rollcall,y-websocket,y-websocket-noecho  --warmup=2
-//          --measure=10 (seconds)  --rates=10:1,100:1,500:0.1 (updates/s per client)
+//          --measure=10 (seconds) --adapter=PATH (another rollcall/node module, e.g. an older js/node.js)  --rates=10:1,100:1,500:0.1 (updates/s per client)
 //          --out=bench/results/e2e-<timestamp>.json
 //
 // Each server runs in a child process of its own, and so does the load
 // generator. Every child is killed when this process ends, however it ends.
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { start, stop, freePort, waitFor, cpuSeconds, vmHwmKiB, loadavg, killAll, startRollcall } from './lib/children.js';
+import { start, stop, freePort, waitFor, cpuSeconds, vmHwmKiB, loadavg, startRollcall, writeResults, runMain } from './lib/children.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
@@ -41,7 +41,7 @@ const rateFor = (n) => rates.get(n) ?? Math.min(1, 50 / n);
 
 async function startServer(kind) {
   // One load generator on one address is not an attacker: no connection rate limit.
-  if (kind === 'rollcall') return startRollcall({ connectionRate: null });
+  if (kind === 'rollcall') return startRollcall({ connectionRate: null }, args.adapter);
   const port = await freePort();
   const env = { HOST: '127.0.0.1', PORT: String(port) };
   // The stock server of @y/websocket-server, unmodified (its bin script).
@@ -204,20 +204,7 @@ async function main() {
     runs,
     ratios,
   };
-  const file = args.out ?? path.join(here, 'results', `e2e-${startedAt.replace(/[:.]/g, '-')}.json`);
-  mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
-  console.log(`results: ${path.relative(process.cwd(), file)}`);
+  writeResults(out, 'e2e', args.out);
 }
 
-main().then(
-  () => {
-    killAll();
-    process.exit(0);
-  },
-  (err) => {
-    console.error(err);
-    killAll();
-    process.exit(1);
-  },
-);
+runMain(main);

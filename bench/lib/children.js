@@ -3,7 +3,7 @@
 // killed when the orchestrator ends, however it ends; plus the /proc and
 // port helpers they share.
 import { fork } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -116,4 +116,27 @@ export async function startRollcall(attach = {}, adapter = null) {
   }, 10_000, 'rollcall server listening');
   child.stdout.resume();
   return { child, url: `ws://127.0.0.1:${port}` };
+}
+
+/** Writes a harness's results as JSON to `file`, or to bench/results/<prefix>-<start time>.json. */
+export function writeResults(out, prefix, file) {
+  const target = file ?? path.join(here, '..', 'results', `${prefix}-${out.startedAt.replace(/[:.]/g, '-')}.json`);
+  mkdirSync(path.dirname(target), { recursive: true });
+  writeFileSync(target, JSON.stringify(out, null, 2) + '\n');
+  console.log(`results: ${path.relative(process.cwd(), target)}`);
+}
+
+/** Runs a harness's main(), then kills every child and exits (1 on failure). */
+export function runMain(main) {
+  main().then(
+    () => {
+      killAll();
+      process.exit(0);
+    },
+    (err) => {
+      console.error(err);
+      killAll();
+      process.exit(1);
+    },
+  );
 }

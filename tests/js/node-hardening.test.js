@@ -10,24 +10,11 @@ import WebSocket from 'ws';
 import { Engine, CloseCodes } from '../../js/index.node.js';
 import { attach } from '../../js/node.js';
 import { rawConnect, flood, textFrame } from '../../bench/lib/raw-ws.js';
-import { mintToken, TestClient, eventually } from './helpers.js';
+import { mintToken, TestClient, eventually, queryCredentials as credentials } from './helpers.js';
 
 const SECRET = 'node-hardening-secret';
 const soon = () => Math.floor(Date.now() / 1000) + 600;
 const token = (sub, exp = soon()) => mintToken(SECRET, { sub, exp });
-
-/** `?identity=<json>` opens with that host identity, `?throw=sync|async` throws, `?slowMs=N` waits. */
-async function credentials(req) {
-  const url = new URL(req.url, 'http://localhost');
-  const slowMs = Number(url.searchParams.get('slowMs') ?? 0);
-  if (slowMs) await new Promise((r) => setTimeout(r, slowMs));
-  const how = url.searchParams.get('throw');
-  if (how === 'sync') throw new Error('credentials exploded');
-  if (how === 'async') return Promise.reject(new Error('credentials rejected'));
-  const identity = url.searchParams.get('identity');
-  if (identity) return { identity: JSON.parse(identity) };
-  return url.searchParams.get('token') ?? undefined;
-}
 
 let server;
 let url;

@@ -21,7 +21,7 @@ import { once } from 'node:events';
 import { Engine } from '../../js/index.node.js';
 import { attach } from '../../js/node.js';
 import { rawConnect, flood, textFrame } from '../../bench/lib/raw-ws.js';
-import { mintToken, TestClient, eventually } from './helpers.js';
+import { mintToken, TestClient, eventually, queryCredentials as credentials } from './helpers.js';
 
 const SECRET = 'node-random-secret';
 const ROOMS = ['r0', 'r1', 'r2'];
@@ -43,18 +43,6 @@ function prng(seed) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const token = (sub, exp = Math.floor(Date.now() / 1000) + 600) => mintToken(SECRET, { sub, exp });
 
-async function credentials(req) {
-  const url = new URL(req.url, 'http://localhost');
-  const slowMs = Number(url.searchParams.get('slowMs') ?? 0);
-  if (slowMs) await sleep(slowMs);
-  const how = url.searchParams.get('throw');
-  if (how === 'sync') throw new Error('credentials threw');
-  if (how === 'async') return Promise.reject(new Error('credentials rejected'));
-  const identity = url.searchParams.get('identity');
-  if (identity) return { identity: JSON.parse(identity) };
-  return url.searchParams.get('token') ?? undefined;
-}
-
 /** An honest client: it stays within the rate limit and checks what it is owed. */
 class Honest {
   constructor(base, name, room, slowMs) {
@@ -63,7 +51,11 @@ class Honest {
     this.refs = [];
     this.gone = false;
     this.client = new TestClient(`${base}/?${new URLSearchParams({ token: token(name), slowMs })}`);
-    this.opened = new Promise((resolve) => this.client.ws.once('open', resolve));
+    // Opened, or gone before it opened (it may be closed while connecting).
+    this.opened = new Promise((resolve) => {
+      this.client.ws.once('open', resolve);
+      this.client.ws.once('close', resolve);
+    });
   }
 
   send(frame) {
@@ -104,8 +96,8 @@ class Honest {
     if (how === 'close') {
       await eventually(() => this.replied(), 10_000);
       this.client.ws.close();
-    } else if (how === 'terminate') this.client.ws.terminate();
-    else this.client.ws._socket?.destroy();
+    } else if (how === 'destroy' && this.client.ws._socket) this.client.ws._socket.destroy();
+    else this.client.ws.terminate();
     await this.client.closed;
   }
 }

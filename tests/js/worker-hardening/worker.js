@@ -7,7 +7,7 @@
 //   ?throw=1                credentials() throws
 //   ?eventThrows=1          onEvent throws for every event from now on
 //   GET /__errors?room=R    what onError was given (messages), and the engine's connection ids
-import { RollcallDurableObject, routeUpgrade } from '../../../js/worker.js';
+import { RollcallDurableObject } from '../../../js/worker.js';
 
 export class Presence extends RollcallDurableObject {
   errors = [];
@@ -44,13 +44,5 @@ export class Presence extends RollcallDurableObject {
   }
 }
 
-export default {
-  async fetch(request, env) {
-    const url = new URL(request.url);
-    if (url.pathname.startsWith('/__')) {
-      const room = url.searchParams.get('room') ?? 'default';
-      return env.PRESENCE.get(env.PRESENCE.idFromName(room)).fetch(request);
-    }
-    return routeUpgrade(request, env.PRESENCE);
-  },
-};
+// The same Worker entry as the hibernation app: /__ routes to the object of ?room=, the rest through routeUpgrade.
+export { default } from '../hibernation/worker.js';
