@@ -91,8 +91,8 @@ export class RollcallServer extends EventEmitter {
   #timer = null;
   #timerAt = null;
   #options;
-  /** Sockets being closed -> the timer that terminates them. */
-  #terminators = new WeakMap();
+  /** Sockets being closed (no longer in #sockets) -> the timer that terminates them. */
+  #terminators = new Map();
 
   /**
    * @param {import('./engine.js').Engine} engine
@@ -169,7 +169,7 @@ export class RollcallServer extends EventEmitter {
   /** Closes every socket and stops listening. */
   async close() {
     clearTimeout(this.#timer);
-    for (const socket of this.#sockets.values()) socket.terminate();
+    for (const socket of [...this.#sockets.values(), ...this.#terminators.keys()]) socket.terminate();
     if (this.#ownsWss) await new Promise((resolve) => this.#wss.close(() => resolve()));
   }
 
@@ -202,6 +202,7 @@ export class RollcallServer extends EventEmitter {
     });
     socket.on('close', () => {
       clearTimeout(this.#terminators.get(socket));
+      this.#terminators.delete(socket);
       const live = this.#sockets.get(id) === socket;
       if (live) this.#sockets.delete(id);
       // Harmless if the engine already forgot it (it closed it, or it was slow).
