@@ -25,7 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { start, stop, waitFor, cpuSeconds, loadavg, startRollcall, writeResults, runMain } from './lib/children.js';
+import { start, stop, waitFor, cpuSeconds, loadavg, startRollcall, writeResults, runMain, loadgenResult } from './lib/children.js';
 import { rawConnect, textFrame, closeFrameSeen } from './lib/raw-ws.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -96,21 +96,10 @@ async function runOne(scenario) {
   loadgen.stdout.resume();
   prioritise(loadgen.pid, HIGH);
   const cpu = {};
-  const serverDied = new Promise((_, reject) => server.once('exit', (code, sig) => reject(new Error(`server exited (${code ?? sig}) during ${scenario}`))));
-  serverDied.catch(() => {});
-  const result = await Promise.race([
-    serverDied,
-    waitFor((ok, fail) => {
-      loadgen.on('message', (m) => {
-        if (m.type === 'mark') {
-          cpu[m.phase] = cpuSeconds(server.pid);
-          if (m.phase === 'start') flooder?.send({ type: 'go' });
-        } else if (m.type === 'result') ok(m);
-        else if (m.type === 'error') fail(new Error(`loadgen: ${m.message}`));
-      });
-      loadgen.once('exit', (code) => code && fail(new Error(`loadgen exited (${code})`)));
-    }, 120_000 + warmupMs + measureMs, `${scenario}`),
-  ]);
+  const result = await loadgenResult(loadgen, server, (phase) => {
+    cpu[phase] = cpuSeconds(server.pid);
+    if (phase === 'start') flooder?.send({ type: 'go' });
+  }, scenario, 120_000 + warmupMs + measureMs);
   let flood = null;
   if (flooder) {
     flooder.send({ type: 'stop' });

@@ -16,7 +16,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { start, stop, freePort, waitFor, cpuSeconds, vmHwmKiB, loadavg, startRollcall, writeResults, runMain } from './lib/children.js';
+import { start, stop, freePort, waitFor, cpuSeconds, vmHwmKiB, loadavg, startRollcall, writeResults, runMain, loadgenResult } from './lib/children.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
@@ -79,23 +79,10 @@ async function runOne(kind, n) {
   ]);
   loadgen.stdout.pipe(process.stdout);
   const marks = {};
-  const serverDied = new Promise((_, reject) =>
-    server.once('exit', (code, sig) => reject(new Error(`${kind} server exited (${code ?? sig}) during the run`))),
-  );
-  serverDied.catch(() => {});
-  const result = await Promise.race([
-    serverDied,
-    waitFor((ok, fail) => {
-      loadgen.on('message', (m) => {
-        if (m.type === 'mark') {
-          // Read the server's CPU at once; the engine mark (rollcall) comes over IPC.
-          marks[m.phase] = { cpuSec: cpuSeconds(pid), engine: kind === 'rollcall' ? askMark(server) : null };
-        } else if (m.type === 'result') ok(m);
-        else if (m.type === 'error') fail(new Error(`loadgen: ${m.message}`));
-      });
-      loadgen.once('exit', (code) => code && fail(new Error(`loadgen exited (${code})`)));
-    }, 120_000 + warmupMs + measureMs, `${kind} N=${n}`),
-  ]);
+  const result = await loadgenResult(loadgen, server, (phase) => {
+    // Read the server's CPU at once; the engine mark (rollcall) comes over IPC.
+    marks[phase] = { cpuSec: cpuSeconds(pid), engine: kind === 'rollcall' ? askMark(server) : null };
+  }, `${kind} N=${n}`, 120_000 + warmupMs + measureMs);
   const hwm = vmHwmKiB(pid);
   const serverCpuSec = marks.end.cpuSec - marks.start.cpuSec;
   let engine = null;

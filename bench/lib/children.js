@@ -140,3 +140,26 @@ export function runMain(main) {
     },
   );
 }
+
+/**
+ * Resolves with a load generator's (bench/loadgen.js) result, calling
+ * `onMark(phase)` at its window marks; fails if `server` exits first, if the
+ * load generator fails, or after `ms`.
+ */
+export function loadgenResult(loadgen, server, onMark, what, ms) {
+  const serverDied = new Promise((_, reject) =>
+    server.once('exit', (code, sig) => reject(new Error(`server exited (${code ?? sig}) during ${what}`))),
+  );
+  serverDied.catch(() => {});
+  return Promise.race([
+    serverDied,
+    waitFor((ok, fail) => {
+      loadgen.on('message', (m) => {
+        if (m.type === 'mark') onMark(m.phase);
+        else if (m.type === 'result') ok(m);
+        else if (m.type === 'error') fail(new Error(`loadgen: ${m.message}`));
+      });
+      loadgen.once('exit', (code) => code && fail(new Error(`loadgen exited (${code})`)));
+    }, ms, what),
+  ]);
+}
