@@ -14,13 +14,15 @@
 // server decodes and drops (see yjs/yjs#732). The variant shows the relay under
 // the same inbound traffic as rollcall.
 //
-// Run by bench/run.js (fork). Config comes as JSON in argv[2]; it reports
-// 'ready', 'mark' (window start/end) and 'result' over IPC.
+// Run by bench/run.js and bench/flood.js (fork). Config comes as JSON in
+// argv[2]; it reports 'ready', 'mark' (window start/end) and 'result' over
+// IPC. With `measure: 'ack'` (rollcall only; bench/flood.js) the latency is
+// that of each update's own ack instead of its delivery to the others.
 import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
 
 const cfg = JSON.parse(process.argv[2]);
-const { kind, url, n, rate, warmupMs, measureMs, room } = cfg;
+const { kind, url, n, rate, warmupMs, measureMs, room, measure = 'delivery' } = cfg;
 const send = (msg) => process.send?.(msg);
 const now = () => performance.now();
 
@@ -52,6 +54,9 @@ function rollcallClient(i) {
   const name = `c${i}`;
   const ws = new WebSocket(`${url}/?client=${name}`);
   const members = new Set();
+  /** measure 'ack': ref -> send time of each update in flight. */
+  const inFlight = new Map();
+  let nextRef = 10;
   let myId = null;
   let resolveReady;
   const ready = new Promise((r) => (resolveReady = r));
@@ -62,7 +67,7 @@ function rollcallClient(i) {
     const msg = JSON.parse(raw.toString());
     if (msg.type === 'presence') {
       if (msg.event === 'update') {
-        if (msg.id !== myId) record(msg.data.t);
+        if (msg.id !== myId && measure === 'delivery') record(msg.data.t);
       } else if (msg.event === 'join') {
         members.add(msg.id);
         checkReady();
@@ -72,6 +77,9 @@ function rollcallClient(i) {
       ws.send(JSON.stringify({ op: 'room.join', ref: 1, room }));
       ws.send(JSON.stringify({ op: 'presence.subscribe', ref: 2, room }));
       ws.send(JSON.stringify({ op: 'presence.join', ref: 3, room, data: { name, t: 0 } }));
+    } else if (msg.type === 'ack' && msg.op === 'presence.update') {
+      record(inFlight.get(msg.ref));
+      inFlight.delete(msg.ref);
     } else if (msg.type === 'ack' && msg.op === 'presence.subscribe') {
       for (const m of msg.members) members.add(m.id);
       checkReady();
@@ -88,7 +96,12 @@ function rollcallClient(i) {
     opened,
     ready,
     update(t) {
-      ws.send(JSON.stringify({ op: 'presence.update', room, data: { name, t } }));
+      if (ws.readyState !== WebSocket.OPEN) return;
+      if (measure === 'ack') {
+        const ref = nextRef++;
+        inFlight.set(ref, t);
+        ws.send(JSON.stringify({ op: 'presence.update', ref, room, data: { name, t } }));
+      } else ws.send(JSON.stringify({ op: 'presence.update', room, data: { name, t } }));
     },
     close() {
       ws.terminate();
@@ -240,7 +253,7 @@ async function main() {
     setupMs,
     measureMs,
     sentInWindow,
-    expectedDeliveriesPerSec: n * rate * (n - 1),
+    expectedDeliveriesPerSec: measure === 'ack' ? n * rate : n * rate * (n - 1),
     deliveredInWindow: received,
     deliveredPerSec: received / (measureMs / 1000),
     latencyMs: { p50: pct(50), p90: pct(90), p99: pct(99), max: lat.length ? lat[lat.length - 1] : null },

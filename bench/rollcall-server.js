@@ -2,9 +2,16 @@
 // attach(), with host-asserted identities (`?client=<id>` in the URL). The
 // engine's open/message/close/tick are wrapped to add up the time spent in
 // them (process.hrtime.bigint), so the orchestrator can report the engine's
-// share of the process CPU. Run by bench/run.js (fork, with an IPC channel).
+// share of the process CPU. Run by bench/run.js and bench/flood.js (fork,
+// with an IPC channel; see startRollcall in bench/lib/children.js).
+//
+// Environment: HOST, PORT; ROLLCALL_ATTACH, more attach() options as JSON;
+// ROLLCALL_ADAPTER, the path of another adapter module than js/node.js (the
+// flood bench's "before" figures run an older one).
+import { pathToFileURL } from 'node:url';
 import { Engine } from '../js/index.node.js';
-import { attach } from '../js/node.js';
+
+const { attach } = await import(process.env.ROLLCALL_ADAPTER ? pathToFileURL(process.env.ROLLCALL_ADAPTER).href : '../js/node.js');
 
 const port = Number(process.env.PORT);
 const host = process.env.HOST ?? '127.0.0.1';
@@ -30,7 +37,10 @@ const credentials = (req) => {
   return { identity: { clientId, expiresAt: null } };
 };
 
-const server = attach(engine, { port, host, credentials });
+// As behind a proxy: the flood bench's flooder says its address in X-Forwarded-For
+// (connections from loopback itself are not counted by connectionRate).
+const addressOf = (req) => req.headers['x-forwarded-for'] ?? req.socket.remoteAddress;
+const server = attach(engine, { port, host, credentials, addressOf, ...JSON.parse(process.env.ROLLCALL_ATTACH ?? '{}') });
 server.on('listening', () => process.send?.({ type: 'listening', port }));
 server.on('error', (err) => {
   console.error('rollcall bench server:', err);

@@ -6,18 +6,17 @@
 //   node bench/run.js --n=10 --measure=3 # a quick one
 //
 // Options: --n=10,100,500  --servers=rollcall,y-websocket,y-websocket-noecho  --warmup=2
-//          --measure=10 (seconds)  --rates=10:1,100:1,500:0.1 (updates/s per client)
+//          --measure=10 (seconds) --adapter=PATH (another rollcall/node module, e.g. an older js/node.js)  --rates=10:1,100:1,500:0.1 (updates/s per client)
 //          --out=bench/results/e2e-<timestamp>.json
 //
 // Each server runs in a child process of its own, and so does the load
 // generator. Every child is killed when this process ends, however it ends.
-import { fork } from 'node:child_process';
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { start, stop, freePort, waitFor, cpuSeconds, vmHwmKiB, loadavg, startRollcall, writeResults, runMain, loadgenResult } from './lib/children.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
@@ -38,117 +37,21 @@ const rates = new Map(
 );
 const rateFor = (n) => rates.get(n) ?? Math.min(1, 50 / n);
 
-// --- child processes -----------------------------------------------------------
-
-const children = new Set();
-function killAll() {
-  for (const child of children) {
-    try {
-      child.kill('SIGKILL');
-    } catch {}
-  }
-  children.clear();
-}
-process.on('exit', killAll);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => {
-    killAll();
-    process.exit(130);
-  });
-}
-process.on('uncaughtException', (err) => {
-  console.error(err);
-  killAll();
-  process.exit(1);
-});
-process.on('unhandledRejection', (err) => {
-  console.error(err);
-  killAll();
-  process.exit(1);
-});
-
-const preload = path.join(here, 'lib/die-with-parent.js');
-function start(script, argv, env) {
-  const child = fork(script, argv, {
-    env: { ...process.env, ...env },
-    execArgv: ['--import', preload],
-    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
-  });
-  children.add(child);
-  child.on('exit', () => children.delete(child));
-  return child;
-}
-
-async function stop(child) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 2000);
-  await exited;
-  clearTimeout(timer);
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function waitFor(predicate, ms, what) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-    predicate((value) => {
-      clearTimeout(timer);
-      resolve(value);
-    }, (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
-}
-
-// --- /proc ---------------------------------------------------------------------
-
-const CLK_TCK = 100; // getconf CLK_TCK on Linux
-function cpuSeconds(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // fields[0] is field 3 (state): utime is field 14, stime field 15.
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-}
-function vmHwmKiB(pid) {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) : null;
-}
-const loadavg = () => os.loadavg().map((x) => Math.round(x * 100) / 100);
-
 // --- servers -------------------------------------------------------------------
 
 async function startServer(kind) {
+  // One load generator on one address is not an attacker: no connection rate limit.
+  if (kind === 'rollcall') return startRollcall({ connectionRate: null }, args.adapter);
   const port = await freePort();
   const env = { HOST: '127.0.0.1', PORT: String(port) };
-  let child;
-  if (kind === 'rollcall') {
-    child = start(path.join(here, 'rollcall-server.js'), [], env);
-    await waitFor((ok, fail) => {
-      child.on('message', (m) => m?.type === 'listening' && ok());
-      child.once('exit', (code) => fail(new Error(`rollcall server exited (${code})`)));
-    }, 10_000, 'rollcall server listening');
-  } else {
-    // The stock server of @y/websocket-server, unmodified (its bin script).
-    const pkgDir = path.dirname(require.resolve('@y/websocket-server/package.json'));
-    const pkg = JSON.parse(readFileSync(path.join(pkgDir, 'package.json'), 'utf8'));
-    child = start(path.join(pkgDir, pkg.bin['y-websocket-server']), [], env);
-    await waitFor((ok, fail) => {
-      child.stdout.on('data', (d) => /running at/.test(String(d)) && ok());
-      child.once('exit', (code) => fail(new Error(`y-websocket server exited (${code})`)));
-    }, 10_000, 'y-websocket server listening');
-  }
+  // The stock server of @y/websocket-server, unmodified (its bin script).
+  const pkgDir = path.dirname(require.resolve('@y/websocket-server/package.json'));
+  const pkg = JSON.parse(readFileSync(path.join(pkgDir, 'package.json'), 'utf8'));
+  const child = start(path.join(pkgDir, pkg.bin['y-websocket-server']), [], env);
+  await waitFor((ok, fail) => {
+    child.stdout.on('data', (d) => /running at/.test(String(d)) && ok());
+    child.once('exit', (code) => fail(new Error(`y-websocket server exited (${code})`)));
+  }, 10_000, 'y-websocket server listening');
   child.stdout.resume();
   return { child, url: `ws://127.0.0.1:${port}` };
 }
@@ -176,23 +79,10 @@ async function runOne(kind, n) {
   ]);
   loadgen.stdout.pipe(process.stdout);
   const marks = {};
-  const serverDied = new Promise((_, reject) =>
-    server.once('exit', (code, sig) => reject(new Error(`${kind} server exited (${code ?? sig}) during the run`))),
-  );
-  serverDied.catch(() => {});
-  const result = await Promise.race([
-    serverDied,
-    waitFor((ok, fail) => {
-      loadgen.on('message', (m) => {
-        if (m.type === 'mark') {
-          // Read the server's CPU at once; the engine mark (rollcall) comes over IPC.
-          marks[m.phase] = { cpuSec: cpuSeconds(pid), engine: kind === 'rollcall' ? askMark(server) : null };
-        } else if (m.type === 'result') ok(m);
-        else if (m.type === 'error') fail(new Error(`loadgen: ${m.message}`));
-      });
-      loadgen.once('exit', (code) => code && fail(new Error(`loadgen exited (${code})`)));
-    }, 120_000 + warmupMs + measureMs, `${kind} N=${n}`),
-  ]);
+  const result = await loadgenResult(loadgen, server, (phase) => {
+    // Read the server's CPU at once; the engine mark (rollcall) comes over IPC.
+    marks[phase] = { cpuSec: cpuSeconds(pid), engine: kind === 'rollcall' ? askMark(server) : null };
+  }, `${kind} N=${n}`, 120_000 + warmupMs + measureMs);
   const hwm = vmHwmKiB(pid);
   const serverCpuSec = marks.end.cpuSec - marks.start.cpuSec;
   let engine = null;
@@ -301,20 +191,7 @@ async function main() {
     runs,
     ratios,
   };
-  const file = args.out ?? path.join(here, 'results', `e2e-${startedAt.replace(/[:.]/g, '-')}.json`);
-  mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
-  console.log(`results: ${path.relative(process.cwd(), file)}`);
+  writeResults(out, 'e2e', args.out);
 }
 
-main().then(
-  () => {
-    killAll();
-    process.exit(0);
-  },
-  (err) => {
-    console.error(err);
-    killAll();
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -12,6 +12,8 @@ export const CloseCodes = Object.freeze({
   POLICY_VIOLATION: 4008,
   /** Used by host adapters (rollcall/node): the socket's send buffer passed its bound. */
   SLOW_CONSUMER: 4009,
+  /** Used by host adapters: an engine call for this connection threw; it alone is closed. */
+  INTERNAL_ERROR: 1011,
 });
 
 /** Error codes of `{"type":"error"}` frames (see docs/PROTOCOL.md). */
@@ -39,6 +41,19 @@ export const ErrorCodes = Object.freeze({
   TOO_MANY_REALMS: 'TOO_MANY_REALMS',
   PATTERN_TOO_COMPLEX: 'PATTERN_TOO_COMPLEX',
 });
+
+/**
+ * What host adapters (rollcall/node, rollcall/worker) report when they
+ * contain a failure (never thrown): an Error whose message starts with a
+ * stable code (CREDENTIALS_FAILED, ENGINE_FAILED, LISTENER_FAILED), with what
+ * was thrown as its `cause` and the connection it concerned as `connection`.
+ */
+export function hostError(code, what, cause, connection) {
+  const detail = cause instanceof Error ? cause.message : String(cause);
+  const err = new Error(`${code}: ${what}: ${detail}`, { cause });
+  if (connection != null) err.connection = connection;
+  return err;
+}
 
 const parseData = (text) => (text == null ? null : JSON.parse(text));
 

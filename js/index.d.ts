@@ -115,8 +115,8 @@ export interface Send {
   payload: string;
 }
 
-/** 4009 (SLOW_CONSUMER) comes from host adapters, not the engine. */
-export type CloseCode = 4001 | 4002 | 4003 | 4008 | 4009;
+/** 4009 (SLOW_CONSUMER) and 1011 (INTERNAL_ERROR) come from host adapters, not the engine. */
+export type CloseCode = 4001 | 4002 | 4003 | 4008 | 4009 | 1011;
 
 /** Close this connection; the engine has already forgotten it. */
 export interface CloseInstruction {
@@ -193,6 +193,8 @@ export declare const CloseCodes: {
   readonly AUTH_TIMEOUT: 4003;
   readonly POLICY_VIOLATION: 4008;
   readonly SLOW_CONSUMER: 4009;
+  /** Host adapters: an engine call for this connection threw; it alone was closed. */
+  readonly INTERNAL_ERROR: 1011;
 };
 
 /**

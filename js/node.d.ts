@@ -19,12 +19,53 @@ export interface AttachOptions {
   /**
    * Credentials for a new connection. Default: the `?token=` query or an
    * `Authorization: Bearer` header, else none (the client sends `auth`).
-   * Return `{ identity }` for host-side authentication. Throwing closes with 4001.
+   * Return `{ identity }` for host-side authentication. Throwing or
+   * rejecting closes that connection with 4001 and reports CREDENTIALS_FAILED.
    */
   credentials?: (req: IncomingMessage) => Credentials | Promise<Credentials>;
+  /** Frames queued while `credentials` is pending; one more closes with 4008. Default 100. */
+  maxQueuedFrames?: number;
+  /** Bytes queued while `credentials` is pending; passing it closes with 4008. Default 1 MiB. */
+  maxQueuedBytes?: number;
+  /**
+   * New connections per remote address (a token bucket), refused at the
+   * upgrade with HTTP 429 and Retry-After past it. Loopback peers are not
+   * counted. `null` turns it off. Not applied with your own `wss`.
+   * Default { burst: 10, perSecond: 2 }.
+   */
+  connectionRate?: { burst: number; perSecond: number } | null;
+  /** The address `connectionRate` counts by. Default `req.socket.remoteAddress` (behind a proxy, read its header). */
+  addressOf?: (req: IncomingMessage) => string;
+  /** A closed connection whose peer does not finish the close handshake is terminated after this, ms. Default 1000. */
+  closeTimeoutMs?: number;
+  /**
+   * Receives every contained failure when the server has no 'error'
+   * listener (see HostError). Default: console.error.
+   */
+  onError?: (error: HostError) => void;
   /** The clock. Default Date.now. */
   clock?: () => number;
 }
+
+/**
+ * A failure the adapter contained (never thrown): its message starts with
+ * CREDENTIALS_FAILED, ENGINE_FAILED or LISTENER_FAILED; `cause` is what was
+ * thrown; `connection` the connection it closed or concerned, if any.
+ */
+export interface HostError extends Error {
+  cause: unknown;
+  connection?: number;
+}
+
+/** The defaults of the adapter's own options. */
+export declare const NODE_DEFAULTS: {
+  readonly maxPayload: number;
+  readonly maxBufferedBytes: number;
+  readonly maxQueuedFrames: number;
+  readonly maxQueuedBytes: number;
+  readonly closeTimeoutMs: number;
+  readonly connectionRate: { readonly burst: number; readonly perSecond: number };
+};
 
 type EventsByType = { [E in HostEvent as E['type']]: [E] };
 
@@ -40,7 +81,8 @@ export declare class RollcallServer extends EventEmitter {
   on<K extends keyof EventsByType>(event: K, listener: (...args: EventsByType[K]) => void): this;
   on(event: 'event', listener: (event: HostEvent) => void): this;
   on(event: 'listening', listener: (address: unknown) => void): this;
-  on(event: 'error', listener: (error: Error) => void): this;
+  /** Contained failures (HostError), and errors of the ws server itself. With a listener here, onError is not called. */
+  on(event: 'error', listener: (error: HostError | Error) => void): this;
 }
 
 export declare function attach(engine: Engine, options?: AttachOptions): RollcallServer;

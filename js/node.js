@@ -6,11 +6,29 @@
 //   server.on('presenceJoined', (e) => console.log(e.clientId, 'joined', e.room));
 //
 // The adapter owns the sockets and one timer; the engine owns every decision.
+// It contains every failure: whatever a `credentials` callback, an engine
+// call or an event listener throws closes at most the one connection it
+// concerns (see docs/PROTOCOL.md, "Node host") and is reported, never thrown.
 import { EventEmitter } from 'node:events';
 import { WebSocketServer, WebSocket } from 'ws';
-import { CloseCodes } from './engine.js';
+import { CloseCodes, hostError } from './engine.js';
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** After a failed tick, the next one waits at least this long (no hot loop). */
+const FAILED_TICK_RETRY_MS = 1000;
+
+/** The defaults of AttachOptions (see node.d.ts and docs/PROTOCOL.md). */
+export const NODE_DEFAULTS = Object.freeze({
+  maxPayload: 1 << 20,
+  maxBufferedBytes: 1 << 20,
+  maxQueuedFrames: 100,
+  maxQueuedBytes: 1 << 20,
+  closeTimeoutMs: 1000,
+  connectionRate: Object.freeze({ burst: 10, perSecond: 2 }),
+});
+
+/** 127.0.0.0/8 and ::1 (also IPv4-mapped): a peer on this host, a test or a local proxy. */
+const isLoopback = (address) => /^(::ffff:)?127\./.test(address) || address === '::1';
 
 /** Reads a token from `?token=` or an `Authorization: Bearer` header. */
 export function tokenFromRequest(req) {
@@ -22,15 +40,59 @@ export function tokenFromRequest(req) {
   return match ? match[1].trim() : null;
 }
 
+/**
+ * New connections per remote address: a token bucket each (`burst` when
+ * full, `perSecond` regained each second). Buckets that have refilled are
+ * forgotten, so an idle address costs nothing.
+ */
+class AddressRate {
+  #burst;
+  #perMs;
+  #buckets = new Map();
+  #sweptAt = 0;
+
+  constructor({ burst, perSecond }) {
+    this.#burst = burst;
+    this.#perMs = perSecond / 1000;
+  }
+
+  /**
+   * Takes one token for `address` at `now`: 0 when there was one, else the
+   * seconds until there is (for a Retry-After header).
+   */
+  take(address, now) {
+    this.#sweep(now);
+    const bucket = this.#buckets.get(address) ?? { tokens: this.#burst, at: now };
+    bucket.tokens = Math.min(this.#burst, bucket.tokens + (now - bucket.at) * this.#perMs);
+    bucket.at = now;
+    this.#buckets.set(address, bucket);
+    if (bucket.tokens < 1) return this.#perMs > 0 ? Math.max(1, Math.ceil((1 - bucket.tokens) / this.#perMs / 1000)) : 3600;
+    bucket.tokens -= 1;
+    return 0;
+  }
+
+  #sweep(now) {
+    const fullAfterMs = this.#perMs > 0 ? this.#burst / this.#perMs : Infinity;
+    if (now - this.#sweptAt < Math.min(fullAfterMs, 10_000)) return;
+    this.#sweptAt = now;
+    for (const [address, bucket] of this.#buckets) {
+      if (now - bucket.at >= fullAfterMs) this.#buckets.delete(address);
+    }
+  }
+}
+
 export class RollcallServer extends EventEmitter {
   #engine;
   #wss;
   #ownsWss;
+  /** Connections the engine holds (or will, once credentials resolve): id -> socket. */
   #sockets = new Map();
   #nextId = 1;
   #timer = null;
   #timerAt = null;
   #options;
+  /** Sockets being closed (no longer in #sockets) -> the timer that terminates them. */
+  #terminators = new Map();
 
   /**
    * @param {import('./engine.js').Engine} engine
@@ -40,14 +102,40 @@ export class RollcallServer extends EventEmitter {
     super();
     this.#engine = engine;
     this.#options = {
-      maxBufferedBytes: 1 << 20,
+      ...NODE_DEFAULTS,
       credentials: (req) => tokenFromRequest(req),
       clock: Date.now,
+      addressOf: (req) => req.socket?.remoteAddress ?? '',
+      onError: (err) => console.error('rollcall/node:', err),
       ...options,
     };
-    const { wss, server, port, host, path } = this.#options;
+    const { wss, server, port, host, path, maxPayload, connectionRate, addressOf, clock } = this.#options;
     this.#ownsWss = !wss;
-    this.#wss = wss ?? new WebSocketServer({ server, port, host, path, maxPayload: options.maxPayload ?? 1 << 20 });
+    const rate = connectionRate ? new AddressRate(connectionRate) : null;
+    // Refused at the upgrade (429, with Retry-After), before any WebSocket or
+    // engine state exists. Loopback peers are not counted: behind a local
+    // proxy they would all share one bucket (addressOf says who they are).
+    const verifyClient =
+      rate &&
+      (({ req }, done) => {
+        const address = String(addressOf(req) ?? '');
+        const wait = isLoopback(address) ? 0 : rate.take(address, clock());
+        if (wait === 0) done(true);
+        else done(false, 429, 'Too Many Requests', { 'Retry-After': String(wait) });
+      });
+    this.#wss =
+      wss ??
+      new WebSocketServer({
+        server,
+        port,
+        host,
+        path,
+        maxPayload,
+        // One message per socket per turn of the event loop: a socket with a
+        // buffer full of frames cannot hold the loop while others wait.
+        allowSynchronousEvents: false,
+        verifyClient,
+      });
     this.#wss.on('connection', (socket, req) => this.#accept(socket, req));
     this.#wss.on('error', (err) => this.emit('error', err));
     this.#wss.on('listening', () => this.emit('listening', this.address()));
@@ -81,42 +169,145 @@ export class RollcallServer extends EventEmitter {
   /** Closes every socket and stops listening. */
   async close() {
     clearTimeout(this.#timer);
-    for (const socket of this.#sockets.values()) socket.terminate();
+    for (const socket of [...this.#sockets.values(), ...this.#terminators.keys()]) socket.terminate();
     if (this.#ownsWss) await new Promise((resolve) => this.#wss.close(() => resolve()));
   }
 
   async #accept(socket, req) {
     const id = this.#nextId++;
+    const { maxQueuedFrames, maxQueuedBytes } = this.#options;
     this.#sockets.set(id, socket);
-    // Frames that arrive while credentials are being resolved wait in order.
-    const queue = [];
+    // Frames that arrive while credentials are being resolved wait in order,
+    // up to maxQueuedFrames / maxQueuedBytes.
+    let queue = [];
+    let queuedBytes = 0;
     let opened = false;
     socket.on('message', (data) => {
-      if (opened) this.#run(this.#engine.message(id, data, this.#options.clock()));
-      else queue.push(data);
+      if (this.#sockets.get(id) !== socket) {
+        // Closed, yet the peer still sends: stop reading it altogether.
+        socket.pause();
+        return;
+      }
+      if (opened) {
+        this.#run(this.#call(id, () => this.#engine.message(id, data, this.#options.clock())));
+        return;
+      }
+      queuedBytes += data.length ?? data.byteLength ?? 0;
+      if (queue.length >= maxQueuedFrames || queuedBytes > maxQueuedBytes) {
+        queue = [];
+        this.#shut(id, socket, CloseCodes.POLICY_VIOLATION, 'POLICY_VIOLATION: pre-auth queue full');
+        return;
+      }
+      queue.push(data);
     });
     socket.on('close', () => {
-      this.#sockets.delete(id);
+      clearTimeout(this.#terminators.get(socket));
+      this.#terminators.delete(socket);
+      const live = this.#sockets.get(id) === socket;
+      if (live) this.#sockets.delete(id);
       // Harmless if the engine already forgot it (it closed it, or it was slow).
-      if (opened) this.#run(this.#engine.close(id, this.#options.clock()));
+      if (opened && live) this.#run(this.#call(null, () => this.#engine.close(id, this.#options.clock())));
     });
     socket.on('error', () => {});
     let credentials;
     try {
       credentials = await this.#options.credentials(req);
     } catch (err) {
-      this.emit('error', err);
-      socket.close(CloseCodes.AUTH_FAILED, 'AUTH_FAILED');
+      this.#report(hostError('CREDENTIALS_FAILED', 'the credentials callback threw', err, id));
+      this.#shut(id, socket, CloseCodes.AUTH_FAILED, 'AUTH_FAILED');
       return;
     }
-    if (socket.readyState !== WebSocket.OPEN) return;
+    if (socket.readyState !== WebSocket.OPEN || this.#sockets.get(id) !== socket) return;
     opened = true;
-    this.#run(this.#engine.open(id, credentials ?? undefined, this.#options.clock()));
-    for (const data of queue) this.#run(this.#engine.message(id, data, this.#options.clock()));
+    let batch;
+    try {
+      batch = this.#engine.open(id, credentials ?? undefined, this.#options.clock());
+    } catch (err) {
+      // The engine could not open with these credentials (a host identity it
+      // cannot take, a token it cannot represent): that connection only.
+      this.#report(hostError('ENGINE_FAILED', 'engine.open threw', err, id));
+      this.#forget(id);
+      this.#shut(id, socket, CloseCodes.AUTH_FAILED, 'AUTH_FAILED');
+      return;
+    }
+    this.#run(batch);
+    const queued = queue;
+    queue = [];
+    for (const data of queued) {
+      if (this.#sockets.get(id) !== socket) break;
+      this.#run(this.#call(id, () => this.#engine.message(id, data, this.#options.clock())));
+    }
+  }
+
+  /**
+   * Runs one engine call for connection `id` (null: for no connection).
+   * If it throws, the error is reported and that connection alone is
+   * forgotten and closed with 1011; returns null then.
+   */
+  #call(id, fn) {
+    try {
+      return fn();
+    } catch (err) {
+      this.#report(hostError('ENGINE_FAILED', 'an engine call threw', err, id ?? undefined));
+      if (id == null) return null;
+      this.#forget(id);
+      const socket = this.#sockets.get(id);
+      if (socket) this.#shut(id, socket, CloseCodes.INTERNAL_ERROR, 'INTERNAL_ERROR');
+      return null;
+    }
+  }
+
+  /** Tells the engine that `id` is gone, whatever state it is in. */
+  #forget(id) {
+    let batch = null;
+    try {
+      batch = this.#engine.close(id, this.#options.clock());
+    } catch (err) {
+      this.#report(hostError('ENGINE_FAILED', 'engine.close threw', err, id));
+    }
+    this.#run(batch);
+  }
+
+  /**
+   * Closes a socket the engine no longer holds. Its later frames are dropped
+   * unread (the first one pauses reading, see #accept; a policy violation
+   * stops reading at once), and it is terminated after closeTimeoutMs if the
+   * peer does not finish the close handshake.
+   */
+  #shut(id, socket, code, reason) {
+    if (this.#sockets.get(id) === socket) this.#sockets.delete(id);
+    if (this.#terminators.has(socket)) return;
+    socket.close(code, reason);
+    if (code === CloseCodes.POLICY_VIOLATION) socket.pause();
+    const timer = setTimeout(() => socket.terminate(), this.#options.closeTimeoutMs);
+    timer.unref?.();
+    this.#terminators.set(socket, timer);
+  }
+
+  /** Reports an error: to 'error' listeners if any, else to onError (default console.error). */
+  #report(err) {
+    try {
+      if (this.listenerCount('error') > 0) this.emit('error', err);
+      else this.#options.onError(err);
+    } catch (thrown) {
+      console.error('rollcall/node: an error handler threw:', thrown, 'while reporting:', err);
+    }
+  }
+
+  /** Emits a host event; a listener that throws is reported, not propagated. */
+  #emit(event) {
+    for (const name of [event.type, 'event']) {
+      try {
+        this.emit(name, event);
+      } catch (err) {
+        this.#report(hostError('LISTENER_FAILED', `a '${name}' listener threw`, err));
+      }
+    }
   }
 
   /** Carries out one batch of instructions: sends, closes, events, timer. */
   #run(batch) {
+    if (!batch) return;
     const { maxBufferedBytes } = this.#options;
     const slow = [];
     for (const { to, payload } of batch.sends) {
@@ -126,10 +317,7 @@ export class RollcallServer extends EventEmitter {
         if (socket.bufferedAmount > maxBufferedBytes) {
           // A reader that cannot keep up is closed, not allowed to eat memory.
           slow.push(id);
-          this.#sockets.delete(id);
-          socket.close(CloseCodes.SLOW_CONSUMER, 'SLOW_CONSUMER');
-          // It may not read the close either: do not wait for the handshake.
-          setTimeout(() => socket.terminate(), 1000).unref?.();
+          this.#shut(id, socket, CloseCodes.SLOW_CONSUMER, 'SLOW_CONSUMER');
           continue;
         }
         socket.send(payload);
@@ -137,28 +325,51 @@ export class RollcallServer extends EventEmitter {
     }
     for (const { connection, code, reason } of batch.closes) {
       const socket = this.#sockets.get(connection);
-      if (socket) socket.close(code, reason);
+      if (socket) this.#shut(connection, socket, code, reason);
     }
+    const refused = [];
     for (const event of batch.events) {
-      this.emit(event.type, event);
-      this.emit('event', event);
+      if (event.type === 'authenticated' && !this.#representable(event.connection)) refused.push(event.connection);
+      this.#emit(event);
     }
     this.#schedule(batch.wakeAt);
     // The engine forgets a slow consumer now (its members leave at once),
     // not when its close handshake completes.
-    for (const id of slow) this.#run(this.#engine.close(id, this.#options.clock()));
+    for (const id of slow) this.#forget(id);
+    for (const id of refused) {
+      this.#forget(id);
+      const socket = this.#sockets.get(id);
+      if (socket) this.#shut(id, socket, CloseCodes.AUTH_FAILED, 'AUTH_FAILED');
+    }
   }
 
-  #schedule(at) {
-    if (at === this.#timerAt) return;
+  /**
+   * Whether the engine can hand back the identity it just authenticated.
+   * One it cannot (an expiry past what JS numbers hold) would make a later
+   * call fail for whoever makes it, so that connection is refused at once.
+   */
+  #representable(id) {
+    try {
+      this.#engine.identity(id);
+      return true;
+    } catch (err) {
+      this.#report(hostError('ENGINE_FAILED', 'engine.identity threw', err, id));
+      return false;
+    }
+  }
+
+  #schedule(at, minDelay = 0) {
+    if (at === this.#timerAt && minDelay === 0) return;
     clearTimeout(this.#timer);
     this.#timer = null;
     this.#timerAt = at;
     if (at == null) return;
-    const delay = Math.min(Math.max(0, at - this.#options.clock()), MAX_TIMER_MS);
+    const delay = Math.min(Math.max(minDelay, at - this.#options.clock()), MAX_TIMER_MS);
     this.#timer = setTimeout(() => {
       this.#timerAt = null;
-      this.#run(this.#engine.tick(this.#options.clock()));
+      const batch = this.#call(null, () => this.#engine.tick(this.#options.clock()));
+      if (batch) this.#run(batch);
+      else this.#schedule(this.#call(null, () => this.#engine.nextWake), FAILED_TICK_RETRY_MS);
     }, delay);
     this.#timer.unref?.();
   }

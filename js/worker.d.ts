@@ -26,10 +26,22 @@ export declare class RollcallDurableObject {
   readonly env: unknown;
   /** Override: the Engine's options. Default `env.ROLLCALL_OPTIONS` (object or JSON text). */
   engineOptions(env: unknown): EngineOptions;
-  /** Override: credentials of an upgrade. Default: the token from `?token=` or `Authorization: Bearer`. */
-  credentials(request: Request): Credentials;
-  /** Override: every host event. */
+  /**
+   * Override: credentials of an upgrade (may be async). Default: the token
+   * from `?token=` or `Authorization: Bearer`. Throwing or rejecting closes
+   * that socket with 4001 and reports CREDENTIALS_FAILED to onError.
+   */
+  credentials(request: Request): Credentials | Promise<Credentials>;
+  /** Override: every host event. A throw is reported (LISTENER_FAILED), the batch carries on. */
   onEvent(event: HostEvent): void;
+  /**
+   * Override: every failure the object contained (never thrown). The
+   * message starts with CREDENTIALS_FAILED, ENGINE_FAILED or
+   * LISTENER_FAILED; `cause` is what was thrown, `connection` the
+   * connection it closed (4001, or 1011 INTERNAL_ERROR for a failed engine
+   * call on a frame), if any. Default: console.error.
+   */
+  onError(error: Error & { cause: unknown; connection?: number }): void;
   engine(): Promise<Engine>;
   fetch(request: Request): Promise<Response>;
   webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void>;

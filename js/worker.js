@@ -12,7 +12,8 @@
 // in storage, reconciled with the sockets the runtime still holds (each
 // carries its connection id and verified identity as its attachment).
 // Deadlines are driven by the object's alarm, never by setTimeout.
-import { Engine } from './index.workerd.js';
+import { Engine, CloseCodes } from './index.workerd.js';
+import { hostError } from './engine.js';
 
 const META_KEY = 'rollcall:meta';
 const CHUNK_PREFIX = 'rollcall:snap:';
@@ -24,6 +25,8 @@ const ATTACHMENT_BYTES = 16 * 1024;
 const KEYS_PER_CALL = 128;
 const STORAGE_FORMAT = 1;
 const OPEN = 1;
+/** After a failed alarm, the next one comes at least this much later. */
+const FAILED_ALARM_RETRY_MS = 1000;
 
 /** Reads a token from `?token=` or an `Authorization: Bearer` header. */
 export function tokenFromRequest(request) {
@@ -32,6 +35,14 @@ export function tokenFromRequest(request) {
   if (fromQuery) return fromQuery;
   const match = /^Bearer\s+(.+)$/i.exec(request.headers.get('authorization') ?? '');
   return match ? match[1].trim() : null;
+}
+
+function closeQuietly(ws, code, reason) {
+  try {
+    ws?.close(code, reason);
+  } catch {
+    // already closed
+  }
 }
 
 function attachmentOf(ws) {
@@ -70,6 +81,16 @@ export class RollcallDurableObject {
   /** Called with every host event (presenceJoined, objectStatusChanged, ...). Override to react. */
   onEvent(_event) {}
 
+  /**
+   * Called with every failure the object contained: a `credentials` or
+   * `onEvent` override that threw, an engine call that threw (that one
+   * socket was closed). The message starts with a stable code
+   * (CREDENTIALS_FAILED, ENGINE_FAILED, LISTENER_FAILED). Default: console.error.
+   */
+  onError(error) {
+    console.error('rollcall/worker:', error);
+  }
+
   /** The engine, loaded. */
   async engine() {
     await this.#load();
@@ -83,23 +104,51 @@ export class RollcallDurableObject {
     }
     const [client, server] = Object.values(new WebSocketPair());
     const id = this.#nextId++;
+    let credentials;
+    let failure = null;
+    try {
+      credentials = await this.credentials(request);
+    } catch (err) {
+      failure = hostError('CREDENTIALS_FAILED', 'credentials() threw', err, id);
+    }
     this.ctx.acceptWebSocket(server);
     server.serializeAttachment({ id });
     this.#sockets.set(id, server);
-    await this.#run(this.#engine.open(id, this.credentials(request)));
+    let batch = null;
+    if (!failure) {
+      try {
+        batch = this.#engine.open(id, credentials);
+      } catch (err) {
+        // Credentials the engine cannot open with: that socket only.
+        failure = hostError('ENGINE_FAILED', 'engine.open threw', err, id);
+      }
+    }
+    if (failure) {
+      this.#report(failure);
+      await this.#refuse(id, CloseCodes.AUTH_FAILED, 'AUTH_FAILED');
+    } else {
+      await this.#run(batch);
+    }
     return new Response(null, { status: 101, webSocket: client });
   }
 
   async webSocketMessage(ws, message) {
     await this.#load();
     const id = attachmentOf(ws)?.id;
-    if (id == null) return;
-    const batch = this.#engine.message(id, message);
+    if (id == null || !this.#sockets.has(id)) return;
+    let batch;
+    try {
+      batch = this.#engine.message(id, message);
+    } catch (err) {
+      this.#report(hostError('ENGINE_FAILED', 'engine.message threw', err, id));
+      await this.#refuse(id, CloseCodes.INTERNAL_ERROR, 'INTERNAL_ERROR');
+      return;
+    }
     await this.#run(batch);
     // A refreshed token (the ack of a later `auth`) changed the identity
     // kept beside the socket; the first `auth` is handled by its event.
     if (batch.sends.some((s) => s.to.includes(id) && s.payload.startsWith('{"type":"ack"') && s.payload.includes('"op":"auth"'))) {
-      this.#attach(id);
+      if (!this.#attach(id)) await this.#refuse(id, CloseCodes.INTERNAL_ERROR, 'INTERNAL_ERROR');
     }
   }
 
@@ -114,7 +163,15 @@ export class RollcallDurableObject {
   async alarm() {
     await this.#load();
     this.#alarmAt = null;
-    await this.#run(this.#engine.tick());
+    let batch;
+    try {
+      batch = this.#engine.tick();
+    } catch (err) {
+      this.#report(hostError('ENGINE_FAILED', 'engine.tick threw', err));
+      await this.#persist(Date.now() + FAILED_ALARM_RETRY_MS);
+      return;
+    }
+    await this.#run(batch);
   }
 
   /** Drops the in-memory engine, as hibernation does (for tests and tools). */
@@ -130,14 +187,31 @@ export class RollcallDurableObject {
   async #gone(ws, code, reason) {
     await this.#load();
     const id = attachmentOf(ws)?.id;
-    try {
-      ws.close(code === 1005 || code === 1006 ? 1000 : code, reason);
-    } catch {
-      // already closed
-    }
+    closeQuietly(ws, code === 1005 || code === 1006 ? 1000 : code, reason);
     if (id == null) return;
     this.#sockets.delete(id);
-    await this.#run(this.#engine.close(id));
+    await this.#forget(id);
+  }
+
+  /** Tells the engine that `id` is gone; a throw is reported, not propagated. */
+  async #forget(id) {
+    let batch;
+    try {
+      batch = this.#engine.close(id);
+    } catch (err) {
+      this.#report(hostError('ENGINE_FAILED', 'engine.close threw', err, id));
+      return;
+    }
+    await this.#run(batch);
+  }
+
+  /** Hands a contained failure to onError; an onError that throws is logged. */
+  #report(err) {
+    try {
+      this.onError(err);
+    } catch (thrown) {
+      console.error('rollcall/worker: onError threw:', thrown, 'while reporting:', err);
+    }
   }
 
   /** Loads the engine if memory was dropped: snapshot, then reconcile with live sockets. */
@@ -185,7 +259,21 @@ export class RollcallDurableObject {
     for (const [id, ws] of sockets) {
       if (known.has(id)) continue;
       const identity = attachmentOf(ws)?.identity;
-      const batch = engine.open(id, identity ? { identity } : undefined);
+      let batch;
+      try {
+        batch = engine.open(id, identity ? { identity } : undefined);
+      } catch (err) {
+        // An identity the engine no longer takes: that socket only.
+        this.#report(hostError('ENGINE_FAILED', 'engine.open threw for a stored identity', err, id));
+        sockets.delete(id);
+        closeQuietly(ws, CloseCodes.AUTH_FAILED, 'AUTH_FAILED');
+        try {
+          batches.push(engine.close(id));
+        } catch {
+          // nothing was opened
+        }
+        continue;
+      }
       // The client had its welcome when it first opened: no second one.
       batch.sends = batch.sends.filter((s) => !(s.to.length === 1 && s.to[0] === id && s.payload.startsWith('{"type":"welcome"')));
       batches.push(batch);
@@ -207,27 +295,48 @@ export class RollcallDurableObject {
     for (const { connection, code, reason } of batch.closes) {
       const ws = this.#sockets.get(connection);
       this.#sockets.delete(connection);
+      closeQuietly(ws, code, reason);
+    }
+    const refused = [];
+    for (const event of batch.events) {
+      if (event.type === 'authenticated' && !this.#attach(event.connection)) refused.push(event.connection);
       try {
-        ws?.close(code, reason);
-      } catch {
-        // already closed
+        this.onEvent(event);
+      } catch (err) {
+        this.#report(hostError('LISTENER_FAILED', 'onEvent threw', err));
       }
     }
-    for (const event of batch.events) {
-      if (event.type === 'authenticated') this.#attach(event.connection);
-      this.onEvent(event);
-    }
     await this.#persist(batch.wakeAt);
+    for (const id of refused) await this.#refuse(id, CloseCodes.AUTH_FAILED, 'AUTH_FAILED');
   }
 
-  /** Keeps the verified identity beside the socket (when it fits in an attachment). */
+  /** Closes connection `id`'s socket with `code` and makes the engine forget it. */
+  async #refuse(id, code, reason) {
+    const ws = this.#sockets.get(id);
+    this.#sockets.delete(id);
+    closeQuietly(ws, code, reason);
+    await this.#forget(id);
+  }
+
+  /**
+   * Keeps the verified identity beside the socket (when it fits in an
+   * attachment). False when the engine cannot hand it back (an expiry past
+   * what JS numbers hold): that connection is then refused.
+   */
   #attach(id) {
     const ws = this.#sockets.get(id);
-    if (!ws) return;
-    const identity = this.#engine.identity(id);
+    if (!ws) return true;
+    let identity;
+    try {
+      identity = this.#engine.identity(id);
+    } catch (err) {
+      this.#report(hostError('ENGINE_FAILED', 'engine.identity threw', err, id));
+      return false;
+    }
     const withIdentity = { id, identity };
     const fits = new TextEncoder().encode(JSON.stringify(withIdentity)).length <= ATTACHMENT_BYTES;
     ws.serializeAttachment(fits ? withIdentity : { id });
+    return true;
   }
 
   async #persist(wakeAt) {

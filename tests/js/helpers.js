@@ -99,3 +99,33 @@ export async function eventually(check, ms = 3000) {
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/**
+ * The close frame the server sent (code, reason), as soon as it arrives,
+ * then drops the socket. For workerd, which may tear the TCP connection
+ * down only seconds after its close frame (see hibernation.test.js).
+ */
+export async function closeFrame(client, ms = 3000) {
+  await eventually(() => client.ws._closeFrameReceived || client.ws.readyState === 3, ms);
+  const closed = { code: client.ws._closeCode, reason: client.ws._closeMessage.toString() };
+  client.ws.terminate();
+  return closed;
+}
+
+/**
+ * A rollcall/node `credentials` callback for host tests, driven by the
+ * request's query: `slowMs=N` resolves N ms later, `throw=sync|async` throws
+ * or rejects, `identity=<json>` opens with that host identity, else the
+ * `token` (or none: the client sends `auth`).
+ */
+export async function queryCredentials(req) {
+  const url = new URL(req.url, 'http://localhost');
+  const slowMs = Number(url.searchParams.get('slowMs') ?? 0);
+  if (slowMs) await new Promise((r) => setTimeout(r, slowMs));
+  const how = url.searchParams.get('throw');
+  if (how === 'sync') throw new Error('credentials exploded');
+  if (how === 'async') return Promise.reject(new Error('credentials rejected'));
+  const identity = url.searchParams.get('identity');
+  if (identity) return { identity: JSON.parse(identity) };
+  return url.searchParams.get('token') ?? undefined;
+}

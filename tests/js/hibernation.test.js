@@ -14,10 +14,10 @@
 // but, when the object closes the socket outside that socket's own event
 // (from alarm() or fetch()), tears the TCP connection down only ~10 s later;
 // `ws` emits 'close' only then. So server-side closes are observed when the
-// close frame arrives (closeFrame() below), not by waiting for 'close'.
+// close frame arrives (closeFrame() in helpers.js), not by waiting for 'close'.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestClient, mintToken, eventually, startWorker } from './helpers.js';
+import { TestClient, mintToken, eventually, startWorker, closeFrame } from './helpers.js';
 
 const SECRET = 'hibernation-test-secret';
 const AUTH_TIMEOUT_MS = 500;
@@ -90,14 +90,6 @@ async function state(room, realm) {
  * ack has arrived by then (one object, one ordered socket).
  */
 const barrier = (client) => ok(client, { op: 'ping' });
-
-/** The close frame the server sent (code, reason), as soon as it arrives. */
-async function closeFrame(client, ms = 3000) {
-  await eventually(() => client.ws._closeFrameReceived || client.ws.readyState === 3, ms);
-  const closed = { code: client.ws._closeCode, reason: client.ws._closeMessage.toString() };
-  client.ws.terminate();
-  return closed;
-}
 
 const presenceOf = (client, event, clientId) =>
   client.frames.filter((f) => f.type === 'presence' && f.event === event && (clientId == null || f.clientId === clientId));

@@ -1,7 +1,7 @@
 // Compiled with tsc --noEmit by types.test.js: the package's types accept
 // real usage.
 import { Engine, CloseCodes, ErrorCodes, type Batch, type HostEvent, type EngineOptions } from 'rollcall';
-import { attach } from 'rollcall/node';
+import { attach, NODE_DEFAULTS } from 'rollcall/node';
 
 const options: EngineOptions = {
   appId: 'app',
@@ -27,6 +27,19 @@ const server = attach(engine, { port: 0, maxBufferedBytes: 1024, credentials: ()
 server.on('presenceLeft', (e) => e.clientId.toUpperCase());
 server.on('event', (e) => e.type);
 void [n, code, wake];
+// rollcall/node's containment options and reported errors
+const guarded = attach(engine, {
+  port: 0,
+  maxQueuedFrames: 10,
+  maxQueuedBytes: 65536,
+  connectionRate: { burst: 5, perSecond: 1 },
+  addressOf: (req) => String(req.headers['x-forwarded-for'] ?? ''),
+  closeTimeoutMs: 500,
+  onError: (err) => console.log(err.message, err.connection, err.cause),
+});
+guarded.on('error', (err) => err.message.startsWith('ENGINE_FAILED'));
+const internal: 1011 = CloseCodes.INTERNAL_ERROR;
+void [NODE_DEFAULTS.connectionRate.burst, internal];
 
 // rollcall/client
 import { Client, RollcallError } from 'rollcall/client';
