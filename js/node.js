@@ -78,10 +78,21 @@ export class RollcallServer extends EventEmitter {
     return batch.recipients;
   }
 
-  /** Closes every socket and stops listening. */
+  /**
+   * Closes every socket with 1001 (going away), so that clients know the
+   * server left rather than the network, and stops listening. A socket that
+   * does not finish its close handshake within a second is terminated.
+   */
   async close() {
     clearTimeout(this.#timer);
-    for (const socket of this.#sockets.values()) socket.terminate();
+    const closing = [...this.#sockets.values()].map((socket) => {
+      if (socket.readyState === WebSocket.CLOSED) return undefined;
+      const closed = new Promise((resolve) => socket.once('close', resolve));
+      socket.close(1001, 'server shutting down');
+      const force = setTimeout(() => socket.terminate(), 1000);
+      return closed.finally(() => clearTimeout(force));
+    });
+    await Promise.all(closing);
     if (this.#ownsWss) await new Promise((resolve) => this.#wss.close(() => resolve()));
   }
 
