@@ -185,4 +185,5 @@ export declare class Client extends Emitter<{
   readonly realm: { get(name: string): Promise<Realm> };
 }
 
+/** A matcher for one id pattern with the engine's rules (`*` within a segment, `**` across, `?` one byte), as the engine's own matcher decides. */
 export declare function globMatcher(pattern: string): (id: string) => boolean;

@@ -17,11 +17,12 @@
 
 import EventEmitter from 'eventemitter3';
 import { RollcallError } from './errors.js';
+import { globMatcher } from './pattern.js';
 
 // Protocol errors carry docs/PROTOCOL.md's error codes; the client adds
 // TIMEOUT, DISCONNECTED, CLOSED, ABORTED, AUTH_FAILED and TOKEN_EXPIRED
 // (the last two with `closeCode`).
-export { RollcallError };
+export { RollcallError, globMatcher };
 
 /**
  * eventemitter3, with one rule of the SDK: a listener that throws does not
@@ -865,36 +866,4 @@ class PubSub {
   async publish(event, data, id, { signal } = {}) {
     return (await this.realm._request({ op: 'realm.publish', event, data, ...(id ? { id } : {}) }, { signal })).recipients;
   }
-}
-
-/**
- * The engine's pattern rules on the client, to route events between several
- * local subscriptions of one realm: `*` within a segment, `**` across, `?`
- * one character. (The server has already filtered what this client receives.)
- */
-export function globMatcher(pattern) {
-  let re = '';
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i];
-    if (c === '*' && pattern[i + 1] === '*') {
-      const segmentStart = i === 0 || pattern[i - 1] === '/';
-      const segmentEnd = i + 2 === pattern.length || pattern[i + 2] === '/';
-      if (segmentStart && segmentEnd) {
-        if (pattern[i + 2] === '/') {
-          re += '(?:.*/)?';
-          i += 2;
-        } else {
-          re += '.*';
-          i += 1;
-        }
-        continue;
-      }
-      re += '[^/]*';
-      i += 1;
-    } else if (c === '*') re += '[^/]*';
-    else if (c === '?') re += '[^/]';
-    else re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-  }
-  const rx = new RegExp(`^${re}$`);
-  return (id) => rx.test(id);
 }
