@@ -30,7 +30,7 @@ export interface Jwk {
 }
 
 /**
- * One verification key: `secret` for HS* (text, or bytes that are UTF-8),
+ * One verification key: `secret` for HS* (text, or any bytes),
  * `pem` (a public key) or `jwk` (a public JWK, or an oct JWK for HS*) for
  * the others. With `jwk`, `algorithm` and `kid` default to the JWK's
  * `alg` and `kid`.

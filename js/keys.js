@@ -73,16 +73,10 @@ function spkiOf(jwk) {
   }
 }
 
-/** An HMAC secret as the core's UTF-8 `secret` text. */
-function secretText(bytes) {
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    throw new RollcallError('BAD_OPTIONS', 'an HMAC secret given as bytes must be valid UTF-8 (the core keys HMAC with UTF-8 text)');
-  }
-}
+/** HMAC secret bytes in the core's shape (`secretBytes`, a JSON array). */
+const secretBytes = (bytes) => ({ secretBytes: Array.from(bytes) });
 
-/** One key from the options, in the core's shape `{ kid?, algorithm, secret? | pem? }`. */
+/** One key from the options, in the core's shape `{ kid?, algorithm, secret? | secretBytes? | pem? }`. */
 function keyOf(key) {
   if (key == null || typeof key !== 'object') return key;
   const { jwk, secret, ...rest } = key;
@@ -92,13 +86,13 @@ function keyOf(key) {
     if (out.kid === undefined && typeof jwk.kid === 'string') out.kid = jwk.kid;
     if (jwk.kty === 'oct') {
       if (typeof jwk.k !== 'string') throw new RollcallError('BAD_OPTIONS', 'an oct JWK needs "k"');
-      return { ...out, secret: secretText(fromBase64Url(jwk.k)) };
+      return { ...out, ...secretBytes(fromBase64Url(jwk.k)) };
     }
     if (jwk.d !== undefined) throw new RollcallError('BAD_OPTIONS', 'a JWK with "d" is a private key: give the public key');
     return { ...out, pem: pem(spkiOf(jwk)) };
   }
-  if (secret instanceof Uint8Array) return { ...rest, secret: secretText(secret) };
-  if (secret instanceof ArrayBuffer) return { ...rest, secret: secretText(new Uint8Array(secret)) };
+  if (secret instanceof Uint8Array) return { ...rest, ...secretBytes(secret) };
+  if (secret instanceof ArrayBuffer) return { ...rest, ...secretBytes(new Uint8Array(secret)) };
   return key;
 }
 

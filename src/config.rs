@@ -87,6 +87,10 @@ pub struct JwtKey {
     /// HMAC secret (HS256/384/512), as UTF-8 text.
     #[serde(default)]
     pub secret: Option<String>,
+    /// HMAC secret as raw bytes, for a secret that is not UTF-8 text (the JS
+    /// package sends a `Uint8Array` secret here). Exclusive with `secret`.
+    #[serde(default)]
+    pub secret_bytes: Option<Vec<u8>>,
     /// Public key in PEM (RS*, PS*, ES*, EdDSA).
     #[serde(default)]
     pub pem: Option<String>,

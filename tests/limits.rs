@@ -450,7 +450,7 @@ fn token_invalid_and_subject_mismatch_on_refresh() {
     use jsonwebtoken::{encode, EncodingKey, Header};
     let secret = "limits-test-secret-0123456789abcdef";
     let auth = AuthConfig {
-        keys: vec![JwtKey { kid: None, algorithm: rollcall::Algorithm::HS256, secret: Some(secret.into()), pem: None }],
+        keys: vec![JwtKey { kid: None, algorithm: rollcall::Algorithm::HS256, secret: Some(secret.into()), secret_bytes: None, pem: None }],
         ..AuthConfig::default()
     };
     let mut h = Host::new(Config { auth, ..Config::default() });

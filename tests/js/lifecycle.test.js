@@ -53,6 +53,7 @@ test('Engine errors are RollcallErrors with stable codes: bad id, freed engine, 
 });
 
 test('keys as a JWK (RSA, EC, Ed25519, oct) and as a Uint8Array secret verify tokens', () => {
+  const BYTES = Uint8Array.from([0xff, 0x00, 0x80, 0xc3, 0x28, 0x01, 0xfe, 0x7f, 0xa0, 0xa1]);
   const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
   const sign = (alg, key, claims, kid) => {
     const body = `${b64({ alg, typ: 'JWT', kid })}.${b64(claims)}`;
@@ -65,7 +66,7 @@ test('keys as a JWK (RSA, EC, Ed25519, oct) and as a Uint8Array secret verify to
   const keys = [
     { kid: 'rsa', algorithm: 'RS256', jwk: rsa.publicKey.export({ format: 'jwk' }) },
     { jwk: { ...ec.publicKey.export({ format: 'jwk' }), kid: 'ec', alg: 'ES256' } },
-    { kid: 'bytes', algorithm: 'HS256', secret: new TextEncoder().encode('bytes-secret') },
+    { kid: 'bytes', algorithm: 'HS256', secret: BYTES }, // not UTF-8
     { kid: 'oct', algorithm: 'HS512', jwk: { kty: 'oct', k: Buffer.from('oct-secret').toString('base64url') } },
   ];
   const engine = new Engine({ auth: { keys } });
@@ -74,7 +75,7 @@ test('keys as a JWK (RSA, EC, Ed25519, oct) and as a Uint8Array secret verify to
   assert.throws(() => engine.verifyToken(sign('ES256', generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, { sub: 'e', exp: exp() }, 'ec')), { code: 'BAD_SIGNATURE' });
   // HS256 with the bytes key (the header names its kid).
   const body = `${b64({ alg: 'HS256', typ: 'JWT', kid: 'bytes' })}.${b64({ sub: 'b', exp: exp() })}`;
-  assert.equal(engine.verifyToken(`${body}.${createHmac('sha256', 'bytes-secret').update(body).digest('base64url')}`).clientId, 'b');
+  assert.equal(engine.verifyToken(`${body}.${createHmac('sha256', BYTES).update(body).digest('base64url')}`).clientId, 'b');
   const body512 = `${b64({ alg: 'HS512', typ: 'JWT', kid: 'oct' })}.${b64({ sub: 'o', exp: exp() })}`;
   assert.equal(engine.verifyToken(`${body512}.${createHmac('sha512', 'oct-secret').update(body512).digest('base64url')}`).clientId, 'o');
   // A private JWK is refused: the engine only verifies.
