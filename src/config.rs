@@ -96,6 +96,13 @@ pub struct JwtKey {
     pub pem: Option<String>,
 }
 
+impl JwtKey {
+    /// An HMAC key (`algorithm` one of HS256/384/512) with a UTF-8 `secret`.
+    pub fn hmac(algorithm: Algorithm, secret: impl Into<String>) -> JwtKey {
+        JwtKey { kid: None, algorithm, secret: Some(secret.into()), secret_bytes: None, pem: None }
+    }
+}
+
 /// Limits on what one client may do. Every one is enforced with an error
 /// frame (see [`crate::ErrorCode`]); repeated violations close the connection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

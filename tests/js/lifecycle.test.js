@@ -23,6 +23,16 @@ async function serve(options = {}) {
   await once(server, 'listening');
   return { server, url: `ws://127.0.0.1:${server.address().port}` };
 }
+
+/** Runs `fn(url)` against a host-side-auth server, then closes the server. */
+async function withServer(fn) {
+  const { server, url } = await serve({ credentials: byName });
+  try {
+    await fn(url);
+  } finally {
+    await server.close();
+  }
+}
 const byName = (req) => ({ identity: { clientId: new URL(req.url, 'http://x').searchParams.get('name'), per: { r: { '**': 'CRUD' } } } });
 
 /** A port nothing listens on (taken, then released). */
@@ -156,8 +166,7 @@ test('server.close() closes clients with 1001; a client sees 1001 and the server
 });
 
 test('AbortSignal: connect() and requests reject with ABORTED, the client stays usable', async () => {
-  const { server, url } = await serve({ credentials: byName });
-  try {
+  await withServer(async (url) => {
     const early = new Client({ url: `${url}/?name=x`, hostAuth: true });
     await assert.rejects(early.connect({ signal: AbortSignal.abort() }), { code: 'ABORTED' });
     assert.equal(early.connectionStatus, 'disconnected');
@@ -173,14 +182,11 @@ test('AbortSignal: connect() and requests reject with ABORTED, the client stays 
     await realm.object.create('x', { ok: 1 });
     assert.deepEqual((await realm.object.get('x')).data, { ok: 1 });
     await c.close();
-  } finally {
-    await server.close();
-  }
+  });
 });
 
 test("presence.get({ view: 'client' }): one entry per clientId across devices", async () => {
-  const { server, url } = await serve({ credentials: byName });
-  try {
+  await withServer(async (url) => {
     const phone = await new Client({ url: `${url}/?name=ana`, hostAuth: true }).connect();
     const watch = await new Client({ url: `${url}/?name=ana`, hostAuth: true }).connect();
     const bo = await new Client({ url: `${url}/?name=bo`, hostAuth: true }).connect();
@@ -191,14 +197,11 @@ test("presence.get({ view: 'client' }): one entry per clientId across devices", 
     assert.deepEqual(clients.map((c) => [c.clientId, c.connections.map((m) => m.data.dev)]), [['ana', ['phone', 'watch']]]);
     assert.equal((await room.presence.get()).length, 2);
     await Promise.all([phone.close(), watch.close(), bo.close()]);
-  } finally {
-    await server.close();
-  }
+  });
 });
 
 test('object subscriptions keep ids like __proto__, hasOwnProperty and constructor as plain keys', async () => {
-  const { server, url } = await serve({ credentials: byName });
-  try {
+  await withServer(async (url) => {
     const c = await new Client({ url: `${url}/?name=p`, hostAuth: true }).connect();
     const realm = await c.realm.get('r');
     const sub = await realm.object.subscribe();
@@ -214,7 +217,5 @@ test('object subscriptions keep ids like __proto__, hasOwnProperty and construct
     await eventually(() => !Object.hasOwn(sub.objects, '__proto__'));
     assert.equal(Object.keys(other.objects).length, 3);
     await c.close();
-  } finally {
-    await server.close();
-  }
+  });
 });

@@ -88,32 +88,31 @@ ${APP_BODY}`;
 
 // In a browser: the engine runs locally (the wasm loaded from the bundle)
 // and the client joins a presence set on the test's server.
+// The engine alone: open, presence join, close; sets \`members\` and \`left\`.
+const LOCAL_ENGINE = `const engine = new Engine();
+engine.open(1, { identity: { clientId: 'ada' } });
+engine.message(1, JSON.stringify({ op: 'room.join', ref: 1, room: 'lobby' }));
+engine.message(1, JSON.stringify({ op: 'presence.join', ref: 2, room: 'lobby', data: {} }));
+const members = engine.members('lobby').length;
+const left = engine.close(1).events.filter((e) => e.type === 'presenceLeft').length;`;
+
 const BROWSER_APP = `import { Engine } from 'rollcall';
 import { Client } from 'rollcall/client';
-const engine = new Engine();
-engine.open(1, { identity: { clientId: 'local' } });
-engine.message(1, JSON.stringify({ op: 'room.join', ref: 1, room: 'r' }));
-engine.message(1, JSON.stringify({ op: 'presence.join', ref: 2, room: 'r', data: {} }));
-const local = engine.members('r').length;
-const left = engine.close(1).events.filter((e) => e.type === 'presenceLeft').length;
+${LOCAL_ENGINE}
+const local = members;
 const client = await new Client({ url: new URL('/?name=ada', location.href.replace(/^http/, 'ws')).href, hostAuth: true }).connect();
 const room = await client.join('lobby');
 await room.presence.join({ from: 'browser' });
-const members = await room.presence.get();
+const remote = await room.presence.get();
 await client.close();
-window.result = { local, left, clientId: client.clientId, members: members.length, status: client.connectionStatus };
+window.result = { local, left, clientId: client.clientId, members: remote.length, status: client.connectionStatus };
 `;
 
 // In workerd: the engine through the package's workerd entry.
 const WORKER_APP = `import { Engine } from 'rollcall';
 export default {
   async fetch() {
-    const engine = new Engine();
-    engine.open(1, { identity: { clientId: 'ada' } });
-    engine.message(1, JSON.stringify({ op: 'room.join', ref: 1, room: 'lobby' }));
-    engine.message(1, JSON.stringify({ op: 'presence.join', ref: 2, room: 'lobby', data: {} }));
-    const members = engine.members('lobby').length;
-    const left = engine.close(1).events.filter((e) => e.type === 'presenceLeft').length;
+    ${LOCAL_ENGINE}
     return Response.json({ members, left });
   },
 };

@@ -59,6 +59,13 @@ test('globMatcher: the cases the SDK relies on', () => {
     ['r?', 'ré', false], // `?` is one byte, as in the engine
     ['[ab]*', '[ab]c', true],
     ['{a,b}/*', 'a/x', false],
+    ['chat/*', 'chat/lobby', true],
+    ['**', 'a/b/c', true],
+    ['a/**/z', 'a/b/c/z', true],
+    ['a**', 'ab', true],
+    ['a**', 'a/b', false],
+    ['room-?', 'room-12', false],
+    ['a[1]/*', 'a[1]/x', true],
   ];
   for (const [pattern, id, expected] of cases) {
     assert.equal(globMatcher(pattern)(id), expected, `${pattern} ~ ${id}`);
