@@ -179,7 +179,7 @@ after(() => {
 
 test('the tarball holds the package and nothing of the repository', () => {
   const files = spawnSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
-  for (const f of ['package/LICENSE-MIT', 'package/LICENSE-APACHE', 'package/README.md', 'package/js/index.js', 'package/dist/js/index.cjs', 'package/dist/js/index.d.cts', 'package/pkg/rollcall_wasm_bg.wasm', 'package/pkg/rollcall_wasm_inline.js']) {
+  for (const f of ['package/LICENSE-MIT', 'package/LICENSE-APACHE', 'package/README.md', 'package/js/index.js', 'package/dist/js/index.cjs', 'package/dist/js/index.d.cts', 'package/pkg/rollcall_wasm_bg.wasm', 'package/pkg/rollcall_wasm_inline.js', 'package/docs/PROTOCOL.md']) {
     assert.ok(files.includes(f), `${f} missing from ${files.join(', ')}`);
   }
   assert.ok(!files.some((f) => /^package\/(src|tests|target|node_modules|wasm)\//.test(f)), files.join(', '));
