@@ -23,6 +23,7 @@ import { createServer } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { randomBytes, createHmac } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { buildSync } from 'esbuild';
 import { Engine } from '../js/index.node.js';
 import { attach } from '../js/node.js';
 import { Client } from '../js/client.node.js';
@@ -51,8 +52,10 @@ export async function startDemo({ port = 8080, host = '127.0.0.1', log = console
     if (get && url.pathname === '/') {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(page);
     } else if (get && url.pathname === '/rollcall/client.js') {
-      // Read per request, so the page always gets the SDK as it is on disk.
-      res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-cache' }).end(readFileSync(sdkPath));
+      // Bundled per request (the SDK imports its error class and emitter), so
+      // the page always gets the SDK as it is on disk.
+      const sdk = buildSync({ entryPoints: [fileURLToPath(sdkPath)], bundle: true, format: 'esm', platform: 'browser', write: false });
+      res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-cache' }).end(sdk.outputFiles[0].contents);
     } else if (req.method === 'GET' && url.pathname === '/token') {
       const name = (url.searchParams.get('name') || 'guest').slice(0, 40);
       const asked = url.searchParams.get('clientId');

@@ -536,7 +536,7 @@ fn structured_frame(inp: &mut Input) -> Vec<u8> {
 
 fn config() -> Config {
     let mut config = Config::default();
-    config.auth.keys = vec![JwtKey { kid: None, algorithm: Algorithm::HS256, secret: Some(SECRET.into()), pem: None }];
+    config.auth.keys = vec![JwtKey::hmac(Algorithm::HS256, SECRET)];
     config.auth.leeway_ms = LEEWAY_MS;
     config.auth.auth_timeout_ms = 2_000;
     config.default_permissions =

@@ -1,14 +1,11 @@
 // Types for rollcall/client.
-import type { ErrorCode, ConnectionStatus } from './index.js';
+import type { ConnectionStatus, RollcallError } from './index.js';
 
-export type ClientErrorCode = ErrorCode | 'TIMEOUT' | 'DISCONNECTED' | 'CLOSED' | 'AUTH_FAILED' | 'TOKEN_EXPIRED';
+export { RollcallError, type ClientErrorCode, type RollcallErrorCode } from './index.js';
 
-export declare class RollcallError extends Error {
-  readonly code: ClientErrorCode;
-  /** The request's ref, for protocol errors. */
-  readonly ref?: number;
-  /** The WebSocket close code, for AUTH_FAILED (4001) and TOKEN_EXPIRED (4002, without getToken). */
-  readonly closeCode?: number;
+/** Options of a request: an AbortSignal rejects it with ABORTED. */
+export interface RequestOptions {
+  signal?: AbortSignal;
 }
 
 export interface ClientOptions {
@@ -28,16 +25,30 @@ export interface ClientOptions {
   requestTimeoutMs?: number;
   /** Refresh this long before expiry (with getToken). Default 30000. */
   refreshBeforeMs?: number;
+  /** Keep trying when the first connect() fails, with the same backoff. Default false: it rejects and stops. */
+  retry?: boolean;
+  /** The host authenticates the socket itself (no token): connect() resolves on its `welcome`. Default false. */
+  hostAuth?: boolean;
 }
 
 export type ClientStatus = 'disconnected' | 'connecting' | 'connected' | 'reconnecting';
 
 type Listener<T extends unknown[]> = (...args: T) => void;
 
+/** An eventemitter3 emitter with typed events. */
 declare class Emitter<Events extends Record<string, unknown[]>> {
   on<K extends keyof Events & string>(event: K, fn: Listener<Events[K]>): this;
-  off<K extends keyof Events & string>(event: K, fn: Listener<Events[K]>): this;
+  off<K extends keyof Events & string>(event: K, fn?: Listener<Events[K]>): this;
   once<K extends keyof Events & string>(event: K, fn: Listener<Events[K]>): this;
+  listeners<K extends keyof Events & string>(event: K): Listener<Events[K]>[];
+  listenerCount(event: keyof Events & string): number;
+  removeAllListeners(event?: keyof Events & string): this;
+}
+
+/** One clientId in the per-client view, with its connections. */
+export interface ClientEntry {
+  clientId: string;
+  connections: Member[];
 }
 
 export interface Member {
@@ -60,10 +71,13 @@ export interface RoomMessage {
 }
 
 export declare class Presence extends Emitter<{ join: [PresenceEvent]; update: [PresenceEvent]; leave: [PresenceEvent]; presence: [PresenceEvent] }> {
-  join(data?: unknown): Promise<void>;
-  update(data?: unknown): Promise<void>;
-  leave(): Promise<void>;
-  get(): Promise<Member[]>;
+  join(data?: unknown, options?: RequestOptions): Promise<void>;
+  update(data?: unknown, options?: RequestOptions): Promise<void>;
+  leave(options?: RequestOptions): Promise<void>;
+  /** One entry per member connection (the default view). */
+  get(options?: RequestOptions & { view?: 'connection' }): Promise<Member[]>;
+  /** The per-client view: one entry per clientId, its connections inside. */
+  get(options: RequestOptions & { view: 'client' }): Promise<ClientEntry[]>;
   /** Resolves with the current members; existing members are delivered as `join` first. */
   subscribe(event: 'join' | 'update' | 'leave', cb: (event: PresenceEvent) => void): Promise<Member[]>;
   subscribe(cb: (event: PresenceEvent) => void): Promise<Member[]>;
@@ -77,7 +91,7 @@ export interface JoinedRoom {
   readonly name: string;
   readonly presence: Presence;
   leave(): Promise<void>;
-  publish(event: string, data?: unknown): Promise<number>;
+  publish(event: string, data?: unknown, options?: RequestOptions): Promise<number>;
   subscribe(event: string, cb: (data: unknown, message: RoomMessage) => void): Promise<void>;
   subscribe(cb: (data: unknown, message: RoomMessage) => void): Promise<void>;
   unsubscribe(event: string, cb?: (data: unknown, message: RoomMessage) => void): Promise<void>;
@@ -105,25 +119,43 @@ export interface ObjectChange {
  */
 export declare class ObjectSubscription extends Emitter<{ update: [Record<string, RemoteObject>]; change: [ObjectChange] }> {
   readonly pattern: string | null;
+  /** A map without a prototype: any id (even `__proto__`) is a plain key. */
   readonly objects: Record<string, RemoteObject>;
   unsubscribe(): Promise<void>;
 }
 
+/** A realm event frame as it arrives. */
+export interface RealmEvent<D = unknown> {
+  type: 'event';
+  realm: string;
+  event: string;
+  timestamp: string;
+  /** The object the event is about, if any. */
+  id: string | null;
+  from: { id: string; clientId: string | null } | null;
+  data: D;
+}
+
+/** `connectionStatusChanged` carries the object's new status; other events the publisher's data. */
+export type RealmEventData<E extends string> = E extends 'connectionStatusChanged' ? { connectionStatus: ConnectionStatus } : unknown;
+
+export type RealmEventCallback<E extends string> = (data: RealmEventData<E>, id: string | null, event: RealmEvent<RealmEventData<E>>) => void;
+
 export declare class Realm {
   readonly name: string;
   readonly object: {
-    get(id: string): Promise<RemoteObject>;
-    create(id: string, data?: unknown): Promise<void>;
-    update(id: string, data?: unknown): Promise<void>;
-    delete(id: string): Promise<void>;
-    list(pattern?: string): Promise<RemoteObject[]>;
+    get(id: string, options?: RequestOptions): Promise<RemoteObject>;
+    create(id: string, data?: unknown, options?: RequestOptions): Promise<void>;
+    update(id: string, data?: unknown, options?: RequestOptions): Promise<void>;
+    delete(id: string, options?: RequestOptions): Promise<void>;
+    list(pattern?: string, options?: RequestOptions): Promise<RemoteObject[]>;
     subscribe(pattern?: string): Promise<ObjectSubscription>;
   };
   readonly pubsub: {
-    subscribe(event: string, cb: (data: any, id: string | null, frame: unknown) => void): Promise<void>;
-    subscribe(event: string, pattern: string | null, cb: (data: any, id: string | null, frame: unknown) => void): Promise<void>;
-    unsubscribe(event: string, pattern?: string | null, cb?: (...args: any[]) => void): Promise<void>;
-    publish(event: string, data?: unknown, id?: string): Promise<number>;
+    subscribe<E extends string>(event: E, cb: RealmEventCallback<E>): Promise<void>;
+    subscribe<E extends string>(event: E, pattern: string | null, cb: RealmEventCallback<E>): Promise<void>;
+    unsubscribe<E extends string>(event: E, pattern?: string | null, cb?: RealmEventCallback<E>): Promise<void>;
+    publish(event: string, data?: unknown, id?: string, options?: RequestOptions): Promise<number>;
   };
 }
 
@@ -139,11 +171,19 @@ export declare class Client extends Emitter<{
   /** This connection's presence id, "<appId>:<connectionId>". */
   readonly id: string | null;
   readonly expiresAt: number | null;
-  connect(url?: string): Promise<this>;
+  /**
+   * Resolves when the client is usable (authenticated; with `hostAuth`, on
+   * the welcome; without a token, once open). A first connect that fails
+   * rejects and stops, unless `retry`.
+   */
+  connect(url?: string, options?: RequestOptions): Promise<this>;
+  connect(options: RequestOptions): Promise<this>;
   authenticate(token?: string): Promise<this>;
-  close(): void;
+  /** Closes with 1000, for good; resolves when the socket has closed. */
+  close(): Promise<void>;
   join(room: string): Room;
   readonly realm: { get(name: string): Promise<Realm> };
 }
 
+/** A matcher for one id pattern with the engine's rules (`*` within a segment, `**` across, `?` one byte), as the engine's own matcher decides. */
 export declare function globMatcher(pattern: string): (id: string) => boolean;

@@ -15,55 +15,48 @@
 // it rejoins, re-enters its presence sets with its last data and resumes its
 // subscriptions, reconciling what it missed (no ghost, no duplicate).
 
-/** A protocol error: `code` is one of docs/PROTOCOL.md's error codes, or
- *  TIMEOUT, DISCONNECTED, CLOSED, AUTH_FAILED or TOKEN_EXPIRED (with `closeCode`). */
-export class RollcallError extends Error {
-  constructor(code, message, extra = {}) {
-    super(`${code}: ${message}`);
-    this.name = 'RollcallError';
-    this.code = code;
-    Object.assign(this, extra);
+import EventEmitter from 'eventemitter3';
+import { RollcallError } from './errors.js';
+import { globMatcher } from './pattern.js';
+
+// Protocol errors carry docs/PROTOCOL.md's error codes; the client adds
+// TIMEOUT, DISCONNECTED, CLOSED, ABORTED, AUTH_FAILED and TOKEN_EXPIRED
+// (the last two with `closeCode`).
+export { RollcallError, globMatcher };
+
+/**
+ * eventemitter3, with one rule of the SDK: a listener that throws does not
+ * break the client's own bookkeeping (the error is rethrown in a microtask).
+ */
+class Emitter extends EventEmitter {
+  emit(event, ...args) {
+    try {
+      return super.emit(event, ...args);
+    } catch (err) {
+      queueMicrotask(() => {
+        throw err;
+      });
+      return true;
+    }
   }
 }
 
-/** A minimal event emitter that works the same in browsers and Node. */
-class Emitter {
-  #handlers = new Map();
-
-  on(event, fn) {
-    if (!this.#handlers.has(event)) this.#handlers.set(event, new Set());
-    this.#handlers.get(event).add(fn);
-    return this;
+/** Rejects with ABORTED when `signal` aborts before `promise` settles. */
+function abortable(promise, signal, onAbort) {
+  if (!signal) return promise;
+  const aborted = () => new RollcallError('ABORTED', 'the operation was aborted', { cause: signal.reason });
+  if (signal.aborted) {
+    onAbort?.();
+    return Promise.reject(aborted());
   }
-
-  off(event, fn) {
-    this.#handlers.get(event)?.delete(fn);
-    return this;
-  }
-
-  once(event, fn) {
-    const wrapped = (...args) => {
-      this.off(event, wrapped);
-      fn(...args);
+  return new Promise((resolve, reject) => {
+    const abort = () => {
+      onAbort?.();
+      reject(aborted());
     };
-    return this.on(event, wrapped);
-  }
-
-  _has(event, fn) {
-    return this.#handlers.get(event)?.has(fn) ?? false;
-  }
-
-  emit(event, ...args) {
-    for (const fn of [...(this.#handlers.get(event) ?? [])]) {
-      try {
-        fn(...args);
-      } catch (err) {
-        queueMicrotask(() => {
-          throw err;
-        });
-      }
-    }
-  }
+    signal.addEventListener('abort', abort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort));
+  });
 }
 
 const CLOSE_AUTH_FAILED = 4001;
@@ -81,6 +74,10 @@ const DEFAULTS = {
   requestTimeoutMs: 10_000,
   /** Refresh the token this long before it expires (needs `getToken`). */
   refreshBeforeMs: 30_000,
+  /** Keep trying when the first connect() fails (otherwise it rejects and stops). */
+  retry: false,
+  /** The host authenticates the socket itself: connect() resolves on its `welcome`. */
+  hostAuth: false,
 };
 
 export class Client extends Emitter {
@@ -112,6 +109,8 @@ export class Client extends Emitter {
     this._ready = null;
     this._readyPending = false;
     this._authing = false;
+    this._connected = false; // was this client ever usable? (first connect vs reconnect)
+    this._firstConnecting = false; // a first connect() is running (it owns retries)
     this.realm = { get: async (name) => this._realm(name) };
   }
 
@@ -121,23 +120,84 @@ export class Client extends Emitter {
     this.emit('connectionStatusChanged', status);
   }
 
-  /** Opens the socket; with a token (given here or before) also authenticates. */
-  async connect(url) {
+  /**
+   * Opens the socket and resolves when the client is usable: with a token
+   * (or getToken), once authenticated and resynced; with `hostAuth`, once
+   * the host's `welcome` is in; with neither, once the socket is open (then
+   * call authenticate(token), as in seed 000). A first connect that fails
+   * rejects and stops, unless `retry` is set. `connect({ signal })` or
+   * `connect(url, { signal })` takes an AbortSignal.
+   */
+  async connect(url, options = {}) {
+    if (url != null && typeof url === 'object') [url, options] = [undefined, url];
     if (this._ws && this.connectionStatus !== 'disconnected') {
       // Already connected or on the way: one client, one socket.
       if (url && url !== this.url) throw new RollcallError('BAD_REQUEST', `already connected to ${this.url}`);
+      if (this.connectionStatus !== 'connected' && (this.options.hostAuth || this.token || this.options.getToken)) {
+        await abortable(this._ready, options.signal);
+      }
       return this;
     }
     if (url) this.url = url;
     if (!this.url) throw new RollcallError('BAD_REQUEST', 'no url to connect to');
     this._closing = false;
-    await this._open();
-    // Without a token the socket is open and waits: for authenticate(token)
-    // (seed 000: connect(url), then authenticate), or for the server's
-    // `welcome` when the host authenticated the upgrade itself (host-side
-    // auth; see _welcomed). Requests wait for either.
-    if (this.token || this.options.getToken) await this.authenticate(this.token ?? undefined);
-    return this;
+    const attempt = this._firstConnect();
+    return abortable(attempt, options.signal, () => this._abandon());
+  }
+
+  async _firstConnect() {
+    this._firstConnecting = true;
+    try {
+      return await this._connectLoop();
+    } finally {
+      this._firstConnecting = false;
+    }
+  }
+
+  async _connectLoop() {
+    for (;;) {
+      try {
+        await this._open();
+        // Without a token the socket is open and waits: for authenticate(token)
+        // (seed 000), or for the host's `welcome` (host-side auth; see _welcomed).
+        if (this.token || this.options.getToken) await this.authenticate(this.token ?? undefined);
+        else if (this.options.hostAuth) await this._ready;
+        return this;
+      } catch (err) {
+        const fatal = err?.code === 'AUTH_FAILED' || err?.code === 'TOKEN_EXPIRED' || err?.code === 'CLOSED' || err?.code === 'ABORTED';
+        if (!this.options.retry || fatal || this._closing) {
+          this._abandon();
+          throw err;
+        }
+        this._ws?.close(1000, 'connect failed');
+        this._ws = null;
+        this._setStatus('reconnecting');
+        await new Promise((resolve) => {
+          this._retryTimer = setTimeout(resolve, this._backoff());
+        });
+        if (this._closing) throw new RollcallError('CLOSED', 'the client was closed');
+      }
+    }
+  }
+
+  /** A first connect that failed or was aborted: no reconnect, no socket. */
+  _abandon() {
+    if (this._connected) return;
+    this._closing = true;
+    clearTimeout(this._retryTimer);
+    const ws = this._ws;
+    this._ws = null;
+    ws?.close(1000, 'connect abandoned');
+    this._failPending(new RollcallError('DISCONNECTED', 'the connect did not complete'));
+    this._settleReady(new RollcallError('DISCONNECTED', 'the connect did not complete'));
+    this._setStatus('disconnected');
+  }
+
+  /** The next reconnect delay: exponential backoff with jitter. */
+  _backoff() {
+    const { minDelayMs, maxDelayMs, backoffFactor } = this.options;
+    const cap = Math.min(maxDelayMs, minDelayMs * backoffFactor ** this._attempt++);
+    return cap / 2 + Math.random() * (cap / 2);
   }
 
   /** An unsolicited `welcome`: the host authenticated the socket itself. */
@@ -150,7 +210,13 @@ export class Client extends Emitter {
       return; // the socket went; its close handler takes over
     }
     if (this._ws !== ws || this.connectionStatus === 'connected') return;
+    this._usable();
+  }
+
+  /** Authenticated and resynced: the connection is usable. */
+  _usable() {
     this._attempt = 0;
+    this._connected = true;
     this._setStatus('connected');
     this._settleReady();
   }
@@ -171,21 +237,25 @@ export class Client extends Emitter {
     this._authenticated(ack);
     if (refresh) return this; // a refresh: rooms and subscriptions stay as they are
     await this._resync();
-    this._attempt = 0;
-    this._setStatus('connected');
-    this._settleReady();
+    this._usable();
     return this;
   }
 
-  /** Closes the socket for good (no reconnect). */
+  /**
+   * Closes the socket for good (1000, no reconnect). Resolves when the
+   * socket has closed (at once when there is none).
+   */
   close() {
     this._closing = true;
     clearTimeout(this._retryTimer);
     clearTimeout(this._refreshTimer);
-    this._ws?.close(1000, 'client closed');
-    this._failPending('CLOSED', 'the client was closed');
+    const ws = this._ws;
+    const closed = ws && ws.readyState !== 3 ? new Promise((resolve) => ws.addEventListener('close', () => resolve(), { once: true })) : Promise.resolve();
+    ws?.close(1000, 'client closed');
+    this._failPending(new RollcallError('CLOSED', 'the client was closed'));
     this._settleReady(new RollcallError('CLOSED', 'the client was closed'));
     this._setStatus('disconnected');
+    return closed;
   }
 
   /** Joins a room; `await` it, or use it at once (its calls wait for the join). */
@@ -241,14 +311,17 @@ export class Client extends Emitter {
     // one ends the connection (no reconnect loop with a dead token).
     let fatal = null;
     if (!this.options.getToken && code === CLOSE_AUTH_FAILED) {
-      fatal = new RollcallError('AUTH_FAILED', reason || 'token refused', { closeCode: code });
+      fatal = new RollcallError('AUTH_FAILED', reason || 'token refused', { closeCode: code, reason });
     } else if (!this.options.getToken && code === CLOSE_TOKEN_EXPIRED) {
-      fatal = new RollcallError('TOKEN_EXPIRED', reason || 'token expired', { closeCode: code });
+      fatal = new RollcallError('TOKEN_EXPIRED', reason || 'token expired', { closeCode: code, reason });
     }
     const message = `connection closed (${code} ${reason ?? ''})`.trim();
-    this._failPending(fatal?.code ?? 'DISCONNECTED', fatal ? fatal.message : message);
+    this._failPending(fatal ?? new RollcallError('DISCONNECTED', message));
     this.emit('close', { code, reason });
-    if (this._closing || !this.options.reconnect || fatal || code === CLOSE_POLICY) {
+    // Before the client was ever usable, the first connect() owns retrying
+    // (it stops unless `retry`); no background reconnect of its own.
+    const first = !this._connected && (this._firstConnecting || !this.options.retry);
+    if (this._closing || !this.options.reconnect || fatal || code === CLOSE_POLICY || first) {
       this._settleReady(fatal ?? new RollcallError(this._closing ? 'CLOSED' : 'DISCONNECTED', message));
       this._setStatus('disconnected');
       if (fatal) this.emit('error', fatal);
@@ -257,10 +330,7 @@ export class Client extends Emitter {
     if (code === CLOSE_TOKEN_EXPIRED || code === CLOSE_AUTH_FAILED) this.token = null;
     this._newReady();
     this._setStatus('reconnecting');
-    const { minDelayMs, maxDelayMs, backoffFactor } = this.options;
-    const cap = Math.min(maxDelayMs, minDelayMs * backoffFactor ** this._attempt++);
-    const delay = cap / 2 + Math.random() * (cap / 2);
-    this._retryTimer = setTimeout(() => this._reconnect(), delay);
+    this._retryTimer = setTimeout(() => this._reconnect(), this._backoff());
   }
 
   async _reconnect() {
@@ -327,25 +397,40 @@ export class Client extends Emitter {
     else this._readyResolve();
   }
 
-  _failPending(code, message) {
+  /** Fails every request in flight with `err` (a RollcallError). */
+  _failPending(err) {
     for (const { reject, timer } of this._pending.values()) {
       clearTimeout(timer);
-      reject(new RollcallError(code, message));
+      reject(err);
     }
     this._pending.clear();
   }
 
-  /** Sends one request; resolves with its ack, rejects with its error. */
-  async _send(frame, { beforeReady = false, onAck } = {}) {
+  /**
+   * Sends one request; resolves with its ack, rejects with its error. With
+   * `signal`, an abort rejects with ABORTED (the server may still carry the
+   * request out; its late answer is dropped).
+   */
+  async _send(frame, { beforeReady = false, onAck, signal } = {}) {
+    if (signal?.aborted) throw new RollcallError('ABORTED', 'the operation was aborted', { cause: signal.reason });
     // Wait for the (current) connection; a reconnect makes a new one.
     while (!beforeReady && this.connectionStatus !== 'connected') {
       if (this._closing || this.connectionStatus === 'disconnected' || !this._readyPending) {
         throw new RollcallError('DISCONNECTED', 'not connected');
       }
-      await this._ready;
+      await abortable(this._ready, signal);
     }
     if (!this._ws || this._ws.readyState !== 1) throw new RollcallError('DISCONNECTED', 'not connected');
     const ref = ++this._ref;
+    const forget = () => {
+      const pending = this._pending.get(ref);
+      if (pending) clearTimeout(pending.timer);
+      this._pending.delete(ref);
+    };
+    return abortable(this._transmit(ref, frame, onAck), signal, forget);
+  }
+
+  _transmit(ref, frame, onAck) {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this._pending.delete(ref);
@@ -433,9 +518,9 @@ class Room {
   }
 
   /** Publishes `event` with `data` to the room's subscribers. Resolves with the number of recipients. */
-  async publish(event, data) {
+  async publish(event, data, { signal } = {}) {
     await this._ready();
-    return (await this._request({ op: 'publish', event, data })).recipients;
+    return (await this._request({ op: 'publish', event, data }, { signal })).recipients;
   }
 
   /** `subscribe(event, cb)` or `subscribe(cb)` for every event; cb(data, message). */
@@ -498,29 +583,33 @@ class Presence extends Emitter {
   }
 
   /** Enters the presence set with `data`; joining again updates. */
-  async join(data) {
+  async join(data, { signal } = {}) {
     await this.room._ready();
     this.room._s.present = true;
     this.room._s.presenceData = data;
-    await this.room._request({ op: 'presence.join', data });
+    await this.room._request({ op: 'presence.join', data }, { signal });
   }
 
-  async update(data) {
+  async update(data, { signal } = {}) {
     await this.room._ready();
     this.room._s.present = true;
     this.room._s.presenceData = data;
-    await this.room._request({ op: 'presence.update', data });
+    await this.room._request({ op: 'presence.update', data }, { signal });
   }
 
-  async leave() {
+  async leave({ signal } = {}) {
     this.room._s.present = false;
-    await this.room._request({ op: 'presence.leave' });
+    await this.room._request({ op: 'presence.leave' }, { signal });
   }
 
-  /** The current members: `[{ id, clientId, data }]`. */
-  async get() {
+  /**
+   * The current members: `[{ id, clientId, data }]`; with `{ view: 'client' }`
+   * one entry per clientId, `[{ clientId, connections: [member, ...] }]`.
+   */
+  async get({ view, signal } = {}) {
     await this.room._ready();
-    return (await this.room._request({ op: 'presence.get' })).members;
+    const ack = await this.room._request({ op: 'presence.get', ...(view ? { view } : {}) }, { signal });
+    return view === 'client' ? ack.clients : ack.members;
   }
 
   /**
@@ -638,25 +727,25 @@ class Objects {
   }
 
   /** `{ id, data, connectionStatus }`; rejects with OBJECT_NOT_FOUND or FORBIDDEN. */
-  async get(id) {
-    return (await this.realm._request({ op: 'object.get', id })).object;
+  async get(id, { signal } = {}) {
+    return (await this.realm._request({ op: 'object.get', id }, { signal })).object;
   }
 
-  async create(id, data) {
-    await this.realm._request({ op: 'object.create', id, data });
+  async create(id, data, { signal } = {}) {
+    await this.realm._request({ op: 'object.create', id, data }, { signal });
   }
 
-  async update(id, data) {
-    await this.realm._request({ op: 'object.update', id, data });
+  async update(id, data, { signal } = {}) {
+    await this.realm._request({ op: 'object.update', id, data }, { signal });
   }
 
-  async delete(id) {
-    await this.realm._request({ op: 'object.delete', id });
+  async delete(id, { signal } = {}) {
+    await this.realm._request({ op: 'object.delete', id }, { signal });
   }
 
   /** Objects matching `pattern` (default all) that this client may read. */
-  async list(pattern) {
-    return (await this.realm._request({ op: 'object.list', ...(pattern ? { pattern } : {}) })).objects;
+  async list(pattern, { signal } = {}) {
+    return (await this.realm._request({ op: 'object.list', ...(pattern ? { pattern } : {}) }, { signal })).objects;
   }
 
   /**
@@ -677,14 +766,21 @@ class Objects {
   }
 }
 
+/** `{ [id]: object }` without a prototype: ids like `__proto__` or `hasOwnProperty` are plain keys. */
+function byId(objects) {
+  const map = Object.create(null);
+  for (const o of objects) map[o.id] = o;
+  return map;
+}
+
 class ObjectSubscription extends Emitter {
   constructor(realm, pattern) {
     super();
     this.realm = realm;
     this.pattern = pattern;
     this.matcher = pattern ? globMatcher(pattern) : () => true;
-    /** id -> { id, data, connectionStatus } */
-    this.objects = {};
+    /** id -> { id, data, connectionStatus }; no prototype, so that any id is a plain key. */
+    this.objects = byId([]);
     this._synced = false;
   }
 
@@ -693,7 +789,7 @@ class ObjectSubscription extends Emitter {
     super.on(event, fn);
     if (event === 'update' && this._synced) {
       queueMicrotask(() => {
-        if (this._has('update', fn)) fn(this.objects);
+        if (this.listeners('update').includes(fn)) fn(this.objects);
       });
     }
     return this;
@@ -705,7 +801,7 @@ class ObjectSubscription extends Emitter {
       {
         beforeReady: true,
         onAck: (ack) => {
-          this.objects = Object.fromEntries(ack.objects.map((o) => [o.id, o]));
+          this.objects = byId(ack.objects);
           // A resubscription (after a reconnect) brings a fresh snapshot.
           if (this._synced) this.emit('update', this.objects);
           this._synced = true;
@@ -767,39 +863,7 @@ class PubSub {
   }
 
   /** Publishes `event` with `data`, about object `id` if given. Resolves with the number of recipients. */
-  async publish(event, data, id) {
-    return (await this.realm._request({ op: 'realm.publish', event, data, ...(id ? { id } : {}) })).recipients;
+  async publish(event, data, id, { signal } = {}) {
+    return (await this.realm._request({ op: 'realm.publish', event, data, ...(id ? { id } : {}) }, { signal })).recipients;
   }
-}
-
-/**
- * The engine's pattern rules on the client, to route events between several
- * local subscriptions of one realm: `*` within a segment, `**` across, `?`
- * one character. (The server has already filtered what this client receives.)
- */
-export function globMatcher(pattern) {
-  let re = '';
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i];
-    if (c === '*' && pattern[i + 1] === '*') {
-      const segmentStart = i === 0 || pattern[i - 1] === '/';
-      const segmentEnd = i + 2 === pattern.length || pattern[i + 2] === '/';
-      if (segmentStart && segmentEnd) {
-        if (pattern[i + 2] === '/') {
-          re += '(?:.*/)?';
-          i += 2;
-        } else {
-          re += '.*';
-          i += 1;
-        }
-        continue;
-      }
-      re += '[^/]*';
-      i += 1;
-    } else if (c === '*') re += '[^/]*';
-    else if (c === '?') re += '[^/]';
-    else re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-  }
-  const rx = new RegExp(`^${re}$`);
-  return (id) => rx.test(id);
 }

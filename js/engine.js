@@ -3,6 +3,10 @@
 // files (index.node.js, index.workerd.js, index.web.js), which initialise
 // the wasm module first.
 import { WasmEngine, matchCount } from '../pkg/rollcall_wasm.js';
+import { RollcallError, rollcallError } from './errors.js';
+import { keysOf } from './keys.js';
+
+export { RollcallError };
 
 /** WebSocket close codes used by rollcall (see docs/PROTOCOL.md). */
 export const CloseCodes = Object.freeze({
@@ -70,6 +74,23 @@ function credentialsOf(credentials) {
   return credentials;
 }
 
+/** Runs a wasm call; whatever it throws comes out as a RollcallError. */
+function guarded(f) {
+  try {
+    return f();
+  } catch (err) {
+    throw rollcallError(err);
+  }
+}
+
+/** A connection id is a non-negative safe integer (a number, never a string). */
+function connectionId(id) {
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) {
+    throw new RollcallError('BAD_ARGUMENT', `connection id must be a non-negative integer number, not ${typeof id === 'string' ? JSON.stringify(id) : String(id)}`);
+  }
+  return id;
+}
+
 const RESTORING = Symbol('restoring');
 
 export class Engine {
@@ -77,113 +98,121 @@ export class Engine {
 
   /** @param {import('./index.js').EngineOptions} [options] */
   constructor(options = {}, restoring = undefined) {
-    this.#wasm = restoring?.[RESTORING] ?? new WasmEngine(options);
+    this.#wasm = restoring?.[RESTORING] ?? guarded(() => new WasmEngine(keysOf(options)));
   }
 
   /** Rebuilds an engine from `snapshot()` bytes. Throws for another format version or corrupt bytes. */
   static restore(options, bytes) {
-    return new Engine(options, { [RESTORING]: WasmEngine.restore(options ?? {}, bytes) });
+    return new Engine(options, { [RESTORING]: guarded(() => WasmEngine.restore(keysOf(options) ?? {}, bytes)) });
+  }
+
+  /** Runs `f` on the live wasm engine; every throw becomes a RollcallError. */
+  #call(f) {
+    if (this.#wasm == null) throw new RollcallError('ENGINE_FREED', 'this engine was freed');
+    return guarded(() => f(this.#wasm));
   }
 
   /** The whole state as bytes (versioned). Take it after carrying out the last batch. */
   snapshot() {
-    return this.#wasm.snapshot();
+    return this.#call((w) => w.snapshot());
   }
 
   /** Ids of the live connections, sorted. */
   get connectionIds() {
-    return [...this.#wasm.connectionIds()];
+    return [...this.#call((w) => w.connectionIds())];
   }
 
   /** The verified identity of a connection, or null: keep it beside the socket. */
   identity(id) {
-    return this.#wasm.identity(id) ?? null;
+    return this.#call((w) => w.identity(connectionId(id))) ?? null;
   }
 
   /**
    * Verifies a JWT with the configured keys at `now` without opening a
-   * connection: returns the identity it proves, or throws an Error whose
-   * message is the reason (`EXPIRED`, `BAD_SIGNATURE`, `MALFORMED`, ...).
+   * connection: returns the identity it proves, or throws a RollcallError
+   * whose `code` is the reason (`EXPIRED`, `BAD_SIGNATURE`, `MALFORMED`, ...).
    */
   verifyToken(token, now = Date.now()) {
-    return this.#wasm.verifyToken(token, now);
+    if (typeof token !== 'string') throw new RollcallError('BAD_ARGUMENT', 'a token is a string');
+    return this.#call((w) => w.verifyToken(token, now));
   }
 
   /** How many of `ids` the id pattern matches, with the engine's pattern rules. Throws for an invalid pattern. */
   static matchCount(pattern, ids) {
-    return matchCount(pattern, ids);
+    return guarded(() => matchCount(pattern, ids));
   }
 
   /** A socket opened. `credentials`: a JWT string, `{ token }`, `{ identity }`, or nothing (the client sends `auth`). */
   open(id, credentials, now = Date.now()) {
-    return withData(this.#wasm.open(id, credentialsOf(credentials), now));
+    return withData(this.#call((w) => w.open(connectionId(id), credentialsOf(credentials), now)));
   }
 
   /** A frame arrived: a string, Uint8Array/Buffer or ArrayBuffer. */
   message(id, frame, now = Date.now()) {
-    return withData(this.#wasm.message(id, frame, now));
+    return withData(this.#call((w) => w.message(connectionId(id), frame, now)));
   }
 
   /** The socket closed. Harmless for unknown or already-closed ids. */
   close(id, now = Date.now()) {
-    return withData(this.#wasm.close(id, now));
+    return withData(this.#call((w) => w.close(connectionId(id), now)));
   }
 
   /** Time passed: call at (or after) `batch.wakeAt`. */
   tick(now = Date.now()) {
-    return withData(this.#wasm.tick(now));
+    return withData(this.#call((w) => w.tick(now)));
   }
 
   /** Publishes `event` with `data` (any JSON value) into `room` as the server. `batch.recipients` says to how many. */
   publish(room, event, data, now = Date.now()) {
-    return withData(this.#wasm.publish(room, event, data === undefined ? undefined : JSON.stringify(data), now));
+    return withData(this.#call((w) => w.publish(room, event, data === undefined ? undefined : JSON.stringify(data), now)));
   }
 
   /** The room's presence set, one member per connection. */
   members(room) {
-    return this.#wasm.members(room).map((m) => ({ ...m, data: parseData(m.data) }));
+    return this.#call((w) => w.members(room)).map((m) => ({ ...m, data: parseData(m.data) }));
   }
 
   /** The room's presence set, one entry per clientId with its connections. */
   clients(room) {
-    return this.#wasm.clients(room);
+    return this.#call((w) => w.clients(room));
   }
 
   /** `{ connections, members, clients }` of a room, without building lists. */
   counts(room) {
-    return this.#wasm.roomCounts(room);
+    return this.#call((w) => w.roomCounts(room));
   }
 
   /** One object `{ id, data, connectionStatus, providers }`, or null. */
   object(realm, id) {
-    const o = this.#wasm.object(realm, id);
+    const o = this.#call((w) => w.object(realm, id));
     return o == null ? null : { ...o, data: parseData(o.data) };
   }
 
   /** Objects of `realm` matching `pattern` (default every id), sorted by id. */
   objects(realm, pattern = '**') {
-    return this.#wasm.objects(realm, pattern).map((o) => ({ ...o, data: parseData(o.data) }));
+    return this.#call((w) => w.objects(realm, pattern)).map((o) => ({ ...o, data: parseData(o.data) }));
   }
 
   get realmNames() {
-    return this.#wasm.realmNames();
+    return this.#call((w) => w.realmNames());
   }
 
   get connectionCount() {
-    return this.#wasm.connectionCount();
+    return this.#call((w) => w.connectionCount());
   }
 
   get roomNames() {
-    return this.#wasm.roomNames();
+    return this.#call((w) => w.roomNames());
   }
 
   /** When `tick` is next needed (ms since the epoch), or null. */
   get nextWake() {
-    return this.#wasm.nextWake() ?? null;
+    return this.#call((w) => w.nextWake()) ?? null;
   }
 
   /** Frees the wasm memory; the engine is unusable afterwards. */
   free() {
-    this.#wasm.free();
+    this.#wasm?.free();
+    this.#wasm = null;
   }
 }

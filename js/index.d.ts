@@ -12,14 +12,37 @@ export type JwtAlgorithm =
   | 'PS256' | 'PS384' | 'PS512'
   | 'ES256' | 'ES384' | 'EdDSA';
 
-/** One verification key: `secret` for HS*, `pem` (public key) for the others. */
+/** A JSON Web Key (RFC 7517) as `crypto.subtle.exportKey('jwk')` or a JWKS endpoint gives it. */
+export interface Jwk {
+  kty: 'oct' | 'RSA' | 'EC' | 'OKP' | (string & {});
+  kid?: string;
+  alg?: string;
+  /** oct: the secret, base64url. */
+  k?: string;
+  /** RSA public modulus and exponent, base64url. */
+  n?: string;
+  e?: string;
+  /** EC (P-256, P-384) and OKP (Ed25519) public key. */
+  crv?: string;
+  x?: string;
+  y?: string;
+  [member: string]: unknown;
+}
+
+/**
+ * One verification key: `secret` for HS* (text, or any bytes),
+ * `pem` (a public key) or `jwk` (a public JWK, or an oct JWK for HS*) for
+ * the others. With `jwk`, `algorithm` and `kid` default to the JWK's
+ * `alg` and `kid`.
+ */
 export interface JwtKey {
   /** Matched against the token header's `kid`. */
   kid?: string;
-  /** The only algorithm this key accepts. */
-  algorithm: JwtAlgorithm;
-  secret?: string;
+  /** The only algorithm this key accepts. Required unless `jwk.alg` says it. */
+  algorithm?: JwtAlgorithm;
+  secret?: string | Uint8Array | ArrayBuffer;
   pem?: string;
+  jwk?: Jwk;
 }
 
 export interface AuthOptions {
@@ -187,6 +210,37 @@ export type ErrorCode =
 
 export declare const ErrorCodes: { readonly [K in ErrorCode]: K };
 
+/** Why `verifyToken` refused a token (also the reason of a 4001 close). */
+export type AuthErrorCode =
+  | 'NO_KEYS' | 'MALFORMED' | 'ALGORITHM_NOT_ALLOWED' | 'UNKNOWN_KID' | 'BAD_SIGNATURE'
+  | 'EXPIRED' | 'NOT_YET_VALID' | 'MISSING_EXP' | 'WRONG_ISSUER' | 'WRONG_AUDIENCE' | 'BAD_CLAIMS';
+
+/** Host mistakes the Engine throws for (never for anything a client sends). */
+export type HostErrorCode =
+  | 'BAD_ARGUMENT' | 'BAD_OPTIONS' | 'BAD_IDENTITY' | 'BAD_PATTERN' | 'BAD_SNAPSHOT'
+  | 'DUPLICATE_CONNECTION' | 'ENGINE_FREED' | 'ENGINE_BROKEN';
+
+/** What the client SDK adds: a request or the connection failed. */
+export type ClientErrorCode = 'TIMEOUT' | 'DISCONNECTED' | 'CLOSED' | 'ABORTED' | 'AUTH_FAILED' | 'TOKEN_EXPIRED';
+
+export type RollcallErrorCode = ErrorCode | AuthErrorCode | HostErrorCode | ClientErrorCode;
+
+/**
+ * The package's one error class (also exported by rollcall/client): the
+ * message is `CODE: detail` (or `CODE` alone), `code` is stable.
+ */
+export declare class RollcallError extends Error {
+  constructor(code: RollcallErrorCode | (string & {}), detail?: string, extra?: { closeCode?: number; reason?: string; ref?: number; cause?: unknown });
+  readonly name: 'RollcallError';
+  readonly code: RollcallErrorCode | (string & {});
+  /** The WebSocket close code, when a close caused it (AUTH_FAILED 4001, TOKEN_EXPIRED 4002). */
+  readonly closeCode?: number;
+  /** The close reason, when a close caused it (e.g. BAD_SIGNATURE). */
+  readonly reason?: string;
+  /** The request's ref, for protocol errors answering a request. */
+  readonly ref?: number;
+}
+
 export declare const CloseCodes: {
   readonly AUTH_FAILED: 4001;
   readonly TOKEN_EXPIRED: 4002;
@@ -200,7 +254,8 @@ export declare const CloseCodes: {
 /**
  * The presence engine. Sans-IO: feed it socket events and the time; carry
  * out the batch each call returns. `now` defaults to `Date.now()`.
- * Methods throw only for host mistakes (bad options, a reused connection id).
+ * Methods throw a RollcallError only for host mistakes (bad options, a
+ * reused or non-integer connection id, a freed engine): see HostErrorCode.
  */
 export declare class Engine {
   constructor(options?: EngineOptions);
@@ -221,8 +276,8 @@ export declare class Engine {
   identity(id: number): Identity | null;
   /**
    * Verifies a JWT with the configured keys at `now` (signature, exp, nbf,
-   * iss, aud) without opening a connection. Throws an Error whose message
-   * is the reason: 'EXPIRED', 'BAD_SIGNATURE', 'MALFORMED', ...
+   * iss, aud) without opening a connection. Throws a RollcallError whose
+   * `code` is the reason: 'EXPIRED', 'BAD_SIGNATURE', 'MALFORMED', ...
    */
   verifyToken(token: string, now?: number): Identity;
   /** How many of `ids` the id pattern (`*`, `**`, `?`) matches. Throws for an invalid pattern. */

@@ -4,4 +4,4 @@ import { initSync } from '../pkg/rollcall_wasm.js';
 
 initSync({ module: readFileSync(new URL('../pkg/rollcall_wasm_bg.wasm', import.meta.url)) });
 
-export { Engine, CloseCodes, ErrorCodes } from './engine.js';
+export { Engine, CloseCodes, ErrorCodes, RollcallError } from './engine.js';

@@ -3,4 +3,4 @@ import init from '../pkg/rollcall_wasm.js';
 
 await init({ module_or_path: new URL('../pkg/rollcall_wasm_bg.wasm', import.meta.url) });
 
-export { Engine, CloseCodes, ErrorCodes } from './engine.js';
+export { Engine, CloseCodes, ErrorCodes, RollcallError } from './engine.js';

@@ -5,4 +5,4 @@ import { initSync } from '../pkg/rollcall_wasm.js';
 
 initSync({ module: wasmModule });
 
-export { Engine, CloseCodes, ErrorCodes } from './engine.js';
+export { Engine, CloseCodes, ErrorCodes, RollcallError } from './engine.js';

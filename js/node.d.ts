@@ -1,4 +1,6 @@
+/// <reference types="node" />
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { EventEmitter } from 'node:events';
 import type { WebSocketServer } from 'ws';
 import type { Engine, Credentials, HostEvent } from './index.js';
@@ -69,20 +71,27 @@ export declare const NODE_DEFAULTS: {
 
 type EventsByType = { [E in HostEvent as E['type']]: [E] };
 
+/** The server's events: every HostEvent by its type, `event` for all of them, `listening`, `error`. */
+export type ServerEvents = EventsByType & {
+  event: [HostEvent];
+  listening: [AddressInfo];
+  /** Contained failures (HostError), and errors of the ws server itself. With a listener here, onError is not called. */
+  error: [HostError | Error];
+};
+
 export declare class RollcallServer extends EventEmitter {
   constructor(engine: Engine, options?: AttachOptions);
   readonly engine: Engine;
   readonly wss: WebSocketServer;
   readonly connections: number;
-  address(): ReturnType<WebSocketServer['address']>;
+  /** The listening address when the server listens on a port itself (`port` option); a pipe's path otherwise. */
+  address(): AddressInfo;
   /** Publishes as the server; returns the number of recipients. */
   publish(room: string, event: string, data?: unknown): number;
   close(): Promise<void>;
-  on<K extends keyof EventsByType>(event: K, listener: (...args: EventsByType[K]) => void): this;
-  on(event: 'event', listener: (event: HostEvent) => void): this;
-  on(event: 'listening', listener: (address: unknown) => void): this;
-  /** Contained failures (HostError), and errors of the ws server itself. With a listener here, onError is not called. */
-  on(event: 'error', listener: (error: HostError | Error) => void): this;
+  on<K extends keyof ServerEvents>(event: K, listener: (...args: ServerEvents[K]) => void): this;
+  once<K extends keyof ServerEvents>(event: K, listener: (...args: ServerEvents[K]) => void): this;
+  off<K extends keyof ServerEvents>(event: K, listener: (...args: ServerEvents[K]) => void): this;
 }
 
 export declare function attach(engine: Engine, options?: AttachOptions): RollcallServer;

@@ -166,10 +166,23 @@ export class RollcallServer extends EventEmitter {
     return batch.recipients;
   }
 
-  /** Closes every socket and stops listening. */
+  /**
+   * Closes every socket with 1001 (going away), so that clients know the
+   * server left rather than the network, and stops listening. A socket that
+   * does not finish its close handshake within a second is terminated.
+   */
   async close() {
     clearTimeout(this.#timer);
-    for (const socket of [...this.#sockets.values(), ...this.#terminators.keys()]) socket.terminate();
+    const closing = [...this.#sockets.values()].map((socket) => {
+      if (socket.readyState === WebSocket.CLOSED) return undefined;
+      const closed = new Promise((resolve) => socket.once('close', resolve));
+      socket.close(1001, 'server shutting down');
+      const force = setTimeout(() => socket.terminate(), this.#options.closeTimeoutMs);
+      return closed.finally(() => clearTimeout(force));
+    });
+    // Sockets already closing (closed by the engine) do not get a second chance.
+    for (const socket of this.#terminators.keys()) socket.terminate();
+    await Promise.all(closing);
     if (this.#ownsWss) await new Promise((resolve) => this.#wss.close(() => resolve()));
   }
 

@@ -9,6 +9,7 @@ source scripts/setup.sh
 out=pkg/rollcall_wasm_bg.wasm
 if [ -f "$out" ] && [ -z "$(find src wasm/src Cargo.toml Cargo.lock wasm/Cargo.toml -newer "$out" -print -quit)" ]; then
   echo "build: pkg/ is up to date" >&2
+  node scripts/package.mjs
   exit 0
 fi
 
@@ -24,3 +25,7 @@ mv pkg.tmp/rollcall_wasm_bg.opt.wasm pkg.tmp/rollcall_wasm_bg.wasm
 rm -rf pkg && mv pkg.tmp pkg
 raw=$(stat -c %s "$out"); gz=$(gzip -9 -c "$out" | wc -c)
 echo "build: $out is $raw bytes raw, $gz bytes gzipped" >&2
+
+# Packaging: the inline-wasm module and the CommonJS copy (dist/). Cheap,
+# so it runs every time (js/ changes more often than the wasm).
+node scripts/package.mjs

@@ -87,9 +87,20 @@ pub struct JwtKey {
     /// HMAC secret (HS256/384/512), as UTF-8 text.
     #[serde(default)]
     pub secret: Option<String>,
+    /// HMAC secret as raw bytes, for a secret that is not UTF-8 text (the JS
+    /// package sends a `Uint8Array` secret here). Exclusive with `secret`.
+    #[serde(default)]
+    pub secret_bytes: Option<Vec<u8>>,
     /// Public key in PEM (RS*, PS*, ES*, EdDSA).
     #[serde(default)]
     pub pem: Option<String>,
+}
+
+impl JwtKey {
+    /// An HMAC key (`algorithm` one of HS256/384/512) with a UTF-8 `secret`.
+    pub fn hmac(algorithm: Algorithm, secret: impl Into<String>) -> JwtKey {
+        JwtKey { kid: None, algorithm, secret: Some(secret.into()), secret_bytes: None, pem: None }
+    }
 }
 
 /// Limits on what one client may do. Every one is enforced with an error

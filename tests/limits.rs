@@ -449,10 +449,7 @@ fn not_authenticated_before_auth() {
 fn token_invalid_and_subject_mismatch_on_refresh() {
     use jsonwebtoken::{encode, EncodingKey, Header};
     let secret = "limits-test-secret-0123456789abcdef";
-    let auth = AuthConfig {
-        keys: vec![JwtKey { kid: None, algorithm: rollcall::Algorithm::HS256, secret: Some(secret.into()), pem: None }],
-        ..AuthConfig::default()
-    };
+    let auth = AuthConfig { keys: vec![JwtKey::hmac(rollcall::Algorithm::HS256, secret)], ..AuthConfig::default() };
     let mut h = Host::new(Config { auth, ..Config::default() });
     let token = |sub: &str| {
         let claims = json!({"sub": sub, "exp": common::T0 / 1000 + 3600});

@@ -102,7 +102,7 @@ fn config() -> Config {
     let mut config = Config::default();
     config.auth.auth_timeout_ms = AUTH_TIMEOUT_MS;
     config.auth.leeway_ms = LEEWAY_MS;
-    config.auth.keys = vec![JwtKey { kid: None, algorithm: Algorithm::HS256, secret: Some(SECRET.into()), pem: None }];
+    config.auth.keys = vec![JwtKey::hmac(Algorithm::HS256, SECRET)];
     config.default_permissions = serde_json::from_value(default_per()).unwrap();
     // Small limits, so that every refusal is reachable in a few steps.
     config.limits.max_subscriptions_per_connection = 3;

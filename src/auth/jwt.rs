@@ -112,12 +112,18 @@ impl Verifier {
 
 fn compile_key(k: &JwtKey, config: &AuthConfig) -> Result<Key, ConfigError> {
     let err = |why: String| ConfigError::Key { kid: k.kid.clone(), why };
-    let key = match (k.algorithm, &k.secret, &k.pem) {
+    let secret = match (&k.secret, &k.secret_bytes) {
+        (Some(text), None) => Some(text.as_bytes()),
+        (None, Some(bytes)) => Some(bytes.as_slice()),
+        (None, None) => None,
+        (Some(_), Some(_)) => return Err(err("give `secret` or `secretBytes`, not both".into())),
+    };
+    let key = match (k.algorithm, secret, &k.pem) {
         (Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512, Some(secret), None) => {
             if secret.is_empty() {
                 return Err(err("the secret is empty".into()));
             }
-            DecodingKey::from_secret(secret.as_bytes())
+            DecodingKey::from_secret(secret)
         }
         (
             Algorithm::RS256

@@ -41,11 +41,11 @@ pub fn expiry_ms(exp_secs: u64) -> u64 {
 // ---- keys the engine verifies with ---------------------------------------
 
 pub fn hs_key(algorithm: Algorithm, secret: &str, kid: Option<&str>) -> JwtKey {
-    JwtKey { kid: kid.map(str::to_string), algorithm, secret: Some(secret.to_string()), pem: None }
+    JwtKey { kid: kid.map(str::to_string), ..JwtKey::hmac(algorithm, secret) }
 }
 
 pub fn pem_key(algorithm: Algorithm, pem: &str, kid: Option<&str>) -> JwtKey {
-    JwtKey { kid: kid.map(str::to_string), algorithm, secret: None, pem: Some(pem.to_string()) }
+    JwtKey { kid: kid.map(str::to_string), algorithm, secret: None, secret_bytes: None, pem: Some(pem.to_string()) }
 }
 
 /// The default configuration with these verification keys.

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { Engine, CloseCodes } from '../../js/index.node.js';
 import { attach } from '../../js/node.js';
-import { Client, RollcallError, globMatcher } from '../../js/client.node.js';
+import { Client, RollcallError } from '../../js/client.node.js';
 import { mintToken, eventually } from './helpers.js';
 
 const SECRET = 'client-sdk-test-secret';
@@ -381,7 +381,7 @@ test("seed 000: object.subscribe() 'update' carries the whole map; connectionSta
   assert.deepEqual(updates.at(-1), {
     'deliveryRiders/johndoe-123': { id: 'deliveryRiders/johndoe-123', data: { lat: 51.6 }, connectionStatus: 'connected' },
   });
-  assert.deepEqual(subscription.objects, updates.at(-1));
+  assert.deepEqual({ ...subscription.objects }, updates.at(-1));
   const johnDoe = await realmA.object.get('deliveryRiders/johndoe-123');
   assert.equal(johnDoe.connectionStatus, 'connected');
 
@@ -476,7 +476,7 @@ test('two object subscriptions of one pattern: unsubscribing one keeps the other
   await a.unsubscribe();
   await realm.object.create('x/1');
   await eventually(() => seenB.length === 1);
-  assert.deepEqual(b.objects, serverObjects(R, 'x/*'));
+  assert.deepEqual({ ...b.objects }, serverObjects(R, 'x/*'));
 });
 
 test('a snapshot and the events right behind it (same TCP chunk): applied in order, no phantom leave', async () => {
@@ -498,7 +498,7 @@ test('a snapshot and the events right behind it (same TCP chunk): applied in ord
     await c.join(`race-${round}`).presence.get(); // a round trip: every frame is in
     assert.deepEqual(events, [['join', c.id]]);
     assert.deepEqual(room.presence.members, [{ id: c.id, clientId: `racer${round}`, data: { round } }]);
-    assert.deepEqual(s.objects, serverObjects(R, 'r/*'));
+    assert.deepEqual({ ...s.objects }, serverObjects(R, 'r/*'));
     c.close();
   }
 });
@@ -579,7 +579,7 @@ test('the server drops the socket: the client reconnects with backoff, no ghost,
   assert.equal(Object.keys(snapshots.at(-1)).length, 2);
   await wRealm.object.delete('things/b');
   await eventually(() => !('things/b' in sub.objects));
-  assert.deepEqual(sub.objects, serverObjects(R, 'things/*'));
+  assert.deepEqual({ ...sub.objects }, serverObjects(R, 'things/*'));
 
   // Room and realm event subscriptions resumed.
   assert.equal(await wRoom.publish('ping', 'after'), 1);
@@ -615,9 +615,9 @@ test('backoff grows between failed attempts and stops at close()', async () => {
     attempts.push(Date.now());
     ws.close(1011, 'go away');
   });
-  const c = client({ url: `ws://127.0.0.1:${wss.address().port}`, minDelayMs: 40, maxDelayMs: 10_000, backoffFactor: 2 });
+  const c = client({ url: `ws://127.0.0.1:${wss.address().port}`, minDelayMs: 40, maxDelayMs: 10_000, backoffFactor: 2, retry: true });
   const seen = statuses(c);
-  await c.connect(); // no token: it opens, then the server closes it
+  await c.connect(); // no token: it opens, then the server closes it; `retry` keeps trying
   await eventually(() => attempts.length >= 5, 5000);
   c.close();
   const gaps = attempts.slice(1).map((t, i) => t - attempts[i]);
@@ -793,23 +793,4 @@ test('a request with no answer fails with TIMEOUT; a protocol error without a re
   assert.equal(errors[0].code, 'BAD_FRAME');
   await assert.rejects(async () => await c.join(''), { code: 'BAD_REQUEST' });
   assert.equal(c.connectionStatus, 'connected');
-});
-
-test('globMatcher follows the engine pattern rules', () => {
-  const cases = [
-    ['chat/*', 'chat/lobby', true],
-    ['chat/*', 'chat/a/b', false],
-    ['**', 'a/b/c', true],
-    ['a/**', 'a/b/c', true],
-    ['a/**', 'a', false],
-    ['**/x', 'x', true],
-    ['a/**/z', 'a/z', true],
-    ['a/**/z', 'a/b/c/z', true],
-    ['a**', 'ab', true],
-    ['a**', 'a/b', false],
-    ['room-?', 'room-1', true],
-    ['room-?', 'room-12', false],
-    ['a[1]/*', 'a[1]/x', true],
-  ];
-  for (const [pattern, id, expected] of cases) assert.equal(globMatcher(pattern)(id), expected, `${pattern} ~ ${id}`);
 });

@@ -49,6 +49,8 @@ before(async () => {
       { type: 'ESModule', path: `${ROOT}js/worker.js` },
       { type: 'ESModule', path: `${ROOT}js/index.workerd.js` },
       { type: 'ESModule', path: `${ROOT}js/engine.js` },
+      { type: 'ESModule', path: `${ROOT}js/errors.js` },
+      { type: 'ESModule', path: `${ROOT}js/keys.js` },
       { type: 'ESModule', path: `${ROOT}pkg/rollcall_wasm.js` },
       { type: 'CompiledWasm', path: `${ROOT}pkg/rollcall_wasm_bg.wasm` },
     ],

@@ -7,10 +7,20 @@
 // See README.md for deploying, routing and hibernation.
 import { RollcallDurableObject, routeUpgrade } from 'rollcall/worker';
 
+/**
+ * The Worker's bindings (wrangler.toml, secrets).
+ * @typedef {{ JWT_SECRET?: string, AUTH_TIMEOUT_MS?: string, JWT_ISSUER?: string, PRESENCE: import('rollcall/worker').DurableObjectNamespaceLike }} Env
+ */
+
 export class Presence extends RollcallDurableObject {
-  /** The engine's options, from the Worker's secrets and vars. */
+  /**
+   * The engine's options, from the Worker's secrets and vars.
+   * @param {Env} env
+   * @returns {import('rollcall').EngineOptions}
+   */
   engineOptions(env) {
     if (!env.JWT_SECRET) throw new Error('JWT_SECRET is not set: wrangler secret put JWT_SECRET');
+    /** @type {import('rollcall').AuthOptions} */
     const auth = { keys: [{ algorithm: 'HS256', secret: env.JWT_SECRET }] };
     if (env.AUTH_TIMEOUT_MS) auth.authTimeoutMs = Number(env.AUTH_TIMEOUT_MS);
     if (env.JWT_ISSUER) auth.issuers = [env.JWT_ISSUER];
@@ -19,6 +29,7 @@ export class Presence extends RollcallDurableObject {
 }
 
 export default {
+  /** @param {Request} request @param {Env} env */
   async fetch(request, env) {
     const url = new URL(request.url);
     if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket') {
