@@ -141,3 +141,34 @@ fn nothing_missed_is_nothing_replayed() {
     let got: Vec<Value> = h.take(4).into_iter().filter(|f| f["type"] != "ack").collect();
     assert_eq!(got, Vec::<Value>::new());
 }
+
+/// A restored engine replays and refuses exactly as the one snapshotted:
+/// seqs, the buffer and its floor, grace deadlines and tokens all survive.
+#[test]
+fn snapshot_and_restore_keep_seqs_buffers_graces_and_tokens() {
+    for (since, expect) in [(1, "resync"), (3, "presence")] {
+        let mut h = Host::new(config(2));
+        let token = bob_in_r(&mut h);
+        h.engine.handle_lost(ConnectionId(2), h.now);
+        h.pump();
+        carol_comes_and_goes(&mut h); // seqs 2..=4; the buffer keeps 3 and 4
+        let bytes = h.engine.snapshot();
+        h.engine = rollcall::Engine::restore(config(2), &bytes).expect("restores");
+        assert_eq!(h.engine.snapshot(), bytes);
+        assert_eq!(h.engine.room_counts("r").in_grace, 1);
+        h.open_as(4, "bob");
+        h.take(4);
+        h.request(4, json!({"op": "resume", "token": token, "epoch": EPOCH, "since": {"r": since}}));
+        let got: Vec<Value> = h.take(4).into_iter().filter(|f| f["type"] != "ack").collect();
+        assert_eq!(got[0]["type"], expect, "since {since}: {got:?}");
+        assert_eq!(got.last().unwrap()["seq"], 4);
+    }
+    // The grace deadline survives too.
+    let mut h = Host::new(config(2));
+    bob_in_r(&mut h);
+    h.advance(1000);
+    h.engine.handle_lost(ConnectionId(2), h.now);
+    let bytes = h.engine.snapshot();
+    let restored = rollcall::Engine::restore(config(2), &bytes).expect("restores");
+    assert_eq!(restored.poll_timeout(), Some(common::T0 + 1000 + 15_000));
+}
