@@ -12,6 +12,10 @@ export const CloseCodes = Object.freeze({
   POLICY_VIOLATION: 4008,
   /** Used by host adapters (rollcall/node): the socket's send buffer passed its bound. */
   SLOW_CONSUMER: 4009,
+  /** No sign of life for `idleTimeoutMs`: drop the socket at once; the connection is in its leave grace. */
+  STALE: 4010,
+  /** Another connection resumed this one with its resume token. */
+  RESUMED: 4011,
 });
 
 /** Error codes of `{"type":"error"}` frames (see docs/PROTOCOL.md). */
@@ -38,6 +42,7 @@ export const ErrorCodes = Object.freeze({
   REALM_FULL: 'REALM_FULL',
   TOO_MANY_REALMS: 'TOO_MANY_REALMS',
   PATTERN_TOO_COMPLEX: 'PATTERN_TOO_COMPLEX',
+  RESUME_FAILED: 'RESUME_FAILED',
 });
 
 const parseData = (text) => (text == null ? null : JSON.parse(text));
@@ -57,17 +62,32 @@ function credentialsOf(credentials) {
 
 const RESTORING = Symbol('restoring');
 
+/** 32 random bytes as hex, from the platform's CSPRNG (Node, browsers, workerd). */
+function randomSecret() {
+  const bytes = new Uint8Array(32);
+  globalThis.crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/**
+ * The options with the defaults only a host can supply: a random
+ * `resumeSecret` (resume tokens) and the time of construction as `epoch`.
+ */
+function withHostDefaults(options) {
+  return { resumeSecret: randomSecret(), epoch: Date.now(), ...options };
+}
+
 export class Engine {
   #wasm;
 
   /** @param {import('./index.js').EngineOptions} [options] */
   constructor(options = {}, restoring = undefined) {
-    this.#wasm = restoring?.[RESTORING] ?? new WasmEngine(options);
+    this.#wasm = restoring?.[RESTORING] ?? new WasmEngine(withHostDefaults(options));
   }
 
   /** Rebuilds an engine from `snapshot()` bytes. Throws for another format version or corrupt bytes. */
   static restore(options, bytes) {
-    return new Engine(options, { [RESTORING]: WasmEngine.restore(options ?? {}, bytes) });
+    return new Engine(options, { [RESTORING]: WasmEngine.restore(withHostDefaults(options ?? {}), bytes) });
   }
 
   /** The whole state as bytes (versioned). Take it after carrying out the last batch. */
@@ -114,6 +134,20 @@ export class Engine {
     return withData(this.#wasm.close(id, now));
   }
 
+  /**
+   * The socket dropped without a clean close (1006, an error, a terminate).
+   * The connection keeps its rooms, members, subscriptions and provider
+   * role for `leaveGraceMs`, nothing sent to others; then it leaves.
+   */
+  lost(id, now = Date.now()) {
+    return withData(this.#wasm.lost(id, now));
+  }
+
+  /** A sign of life other than a frame (a protocol pong). Returns nothing. */
+  alive(id, now = Date.now()) {
+    this.#wasm.alive(id, now);
+  }
+
   /** Time passed: call at (or after) `batch.wakeAt`. */
   tick(now = Date.now()) {
     return withData(this.#wasm.tick(now));
@@ -126,7 +160,7 @@ export class Engine {
 
   /** The room's presence set, one member per connection. */
   members(room) {
-    return this.#wasm.members(room).map((m) => ({ ...m, data: parseData(m.data) }));
+    return this.#wasm.members(room).map((m) => ({ ...m, data: parseData(m.data), inGrace: m.inGrace ?? false }));
   }
 
   /** The room's presence set, one entry per clientId with its connections. */

@@ -24,6 +24,17 @@ export interface AttachOptions {
   credentials?: (req: IncomingMessage) => Credentials | Promise<Credentials>;
   /** The clock. Default Date.now. */
   clock?: () => number;
+  /**
+   * A protocol ping to every socket this often, ms; pongs are signs of life
+   * for the engine's `idleTimeoutMs` (keep it well below). 0: no pings.
+   * Default 10 000.
+   */
+  pingIntervalMs?: number;
+  /**
+   * The first connection id. Default: the clock at construction x 1000, so
+   * that ids (and member ids) never repeat across restarts.
+   */
+  firstConnectionId?: number;
 }
 
 type EventsByType = { [E in HostEvent as E['type']]: [E] };

@@ -5,7 +5,10 @@
 //   const server = attach(new Engine(options), { port: 8080 });
 //   server.on('presenceJoined', (e) => console.log(e.clientId, 'joined', e.room));
 //
-// The adapter owns the sockets and one timer; the engine owns every decision.
+// The adapter owns the sockets, one timer and the protocol pings; the
+// engine owns every decision, liveness included: a pong is a sign of life
+// it is told of, a socket that dropped (1006, an error, a terminate) is
+// "lost" (leave grace), a client's clean close is a close.
 import { EventEmitter } from 'node:events';
 import { WebSocketServer, WebSocket } from 'ws';
 import { CloseCodes } from './engine.js';
@@ -27,7 +30,8 @@ export class RollcallServer extends EventEmitter {
   #wss;
   #ownsWss;
   #sockets = new Map();
-  #nextId = 1;
+  #nextId;
+  #pinger = null;
   #timer = null;
   #timerAt = null;
   #options;
@@ -43,8 +47,16 @@ export class RollcallServer extends EventEmitter {
       maxBufferedBytes: 1 << 20,
       credentials: (req) => tokenFromRequest(req),
       clock: Date.now,
+      pingIntervalMs: 10_000,
       ...options,
     };
+    // Connection ids (and so member ids) never repeat over the host's life,
+    // restarts included: they start at the time of construction x 1000.
+    this.#nextId = this.#options.firstConnectionId ?? this.#options.clock() * 1000;
+    if (this.#options.pingIntervalMs > 0) {
+      this.#pinger = setInterval(() => this.#ping(), this.#options.pingIntervalMs);
+      this.#pinger.unref?.();
+    }
     const { wss, server, port, host, path } = this.#options;
     this.#ownsWss = !wss;
     this.#wss = wss ?? new WebSocketServer({ server, port, host, path, maxPayload: options.maxPayload ?? 1 << 20 });
@@ -81,6 +93,7 @@ export class RollcallServer extends EventEmitter {
   /** Closes every socket and stops listening. */
   async close() {
     clearTimeout(this.#timer);
+    clearInterval(this.#pinger);
     for (const socket of this.#sockets.values()) socket.terminate();
     if (this.#ownsWss) await new Promise((resolve) => this.#wss.close(() => resolve()));
   }
@@ -95,10 +108,17 @@ export class RollcallServer extends EventEmitter {
       if (opened) this.#run(this.#engine.message(id, data, this.#options.clock()));
       else queue.push(data);
     });
-    socket.on('close', () => {
+    socket.on('pong', () => {
+      if (opened) this.#engine.alive(id, this.#options.clock());
+    });
+    socket.on('close', (code) => {
       this.#sockets.delete(id);
-      // Harmless if the engine already forgot it (it closed it, or it was slow).
-      if (opened) this.#run(this.#engine.close(id, this.#options.clock()));
+      if (!opened) return;
+      // 1006: no close frame (dropped, errored, terminated): lost, in grace.
+      // Any close frame is the client's choice: it goes at once. Harmless
+      // if the engine already forgot the connection or holds it in grace.
+      const now = this.#options.clock();
+      this.#run(code === 1006 ? this.#engine.lost(id, now) : this.#engine.close(id, now));
     });
     socket.on('error', () => {});
     let credentials;
@@ -137,7 +157,9 @@ export class RollcallServer extends EventEmitter {
     }
     for (const { connection, code, reason } of batch.closes) {
       const socket = this.#sockets.get(connection);
-      if (socket) socket.close(code, reason);
+      // A silent peer would not answer a close handshake: drop it.
+      if (socket && code === CloseCodes.STALE) socket.terminate();
+      else if (socket) socket.close(code, reason);
     }
     for (const event of batch.events) {
       this.emit(event.type, event);
@@ -147,6 +169,13 @@ export class RollcallServer extends EventEmitter {
     // The engine forgets a slow consumer now (its members leave at once),
     // not when its close handshake completes.
     for (const id of slow) this.#run(this.#engine.close(id, this.#options.clock()));
+  }
+
+  /** A protocol ping to every open socket; pongs come back as signs of life. */
+  #ping() {
+    for (const socket of this.#sockets.values()) {
+      if (socket.readyState === WebSocket.OPEN) socket.ping();
+    }
   }
 
   #schedule(at) {
