@@ -115,10 +115,11 @@ export class RollcallServer extends EventEmitter {
       this.#sockets.delete(id);
       if (!opened) return;
       // 1006: no close frame (dropped, errored, terminated): lost, in grace.
-      // Any close frame is the client's choice: it goes at once. Harmless
+      // Any other close frame is the client's choice: it goes at once. Harmless
       // if the engine already forgot the connection or holds it in grace.
       const now = this.#options.clock();
-      this.#run(code === 1006 ? this.#engine.lost(id, now) : this.#engine.close(id, now));
+      const lost = code === 1006 || code === CloseCodes.STALE; // 4010: a client giving up on a silent link
+      this.#run(lost ? this.#engine.lost(id, now) : this.#engine.close(id, now));
     });
     socket.on('error', () => {});
     let credentials;
