@@ -379,7 +379,10 @@ export class Client extends Emitter {
       try {
         ack = await this._send({ op: 'resume', token: from.token, epoch: from.epoch, since }, { beforeReady: true });
       } catch (err) {
-        if (err?.code === 'DISCONNECTED' || err?.code === 'CLOSED') throw err;
+        if (err?.code === 'DISCONNECTED' || err?.code === 'CLOSED') {
+          this._resumeFrom = from; // the next connection tries again
+          throw err;
+        }
       }
       if (ack) {
         this.id = ack.id;
