@@ -10,30 +10,14 @@ use serde_json::{json, Value};
 
 const GRACE: u64 = 15_000;
 
-/// alice present in "r", bob subscribed to it.
 fn setup(config: Config) -> Host {
-    let mut h = Host::new(Config { idle_timeout_ms: 0, ..config });
-    h.open_as(1, "alice");
-    h.open_as(2, "bob");
-    h.join(1, "r");
-    h.join(2, "r");
-    h.enter(1, "r", json!({"n": 1}));
-    h.ok(2, json!({"op": "presence.subscribe", "room": "r"}));
-    h.take(1);
-    h.take(2);
-    h.events.clear();
-    h
-}
-
-fn lose(h: &mut Host, id: u64) {
-    h.engine.handle_lost(ConnectionId(id), h.now);
-    h.pump();
+    common::alice_watched_by_bob(Config { idle_timeout_ms: 0, ..config })
 }
 
 #[test]
 fn a_lost_member_stays_silently_and_leaves_once_when_its_grace_ends() {
     let mut h = setup(Config::default());
-    lose(&mut h, 1);
+    h.lose(1);
     assert!(h.take(2).is_empty());
     assert!(h.closes.is_empty(), "the socket is already gone: nothing to close");
     assert!(matches!(h.events[..], [HostEvent::ConnectionLost { connection: ConnectionId(1), grace_until }]
@@ -51,7 +35,7 @@ fn a_lost_member_stays_silently_and_leaves_once_when_its_grace_ends() {
 #[test]
 fn counts_members_and_presence_get_say_who_is_in_grace() {
     let mut h = setup(Config::default());
-    lose(&mut h, 1);
+    h.lose(1);
     assert_eq!(h.engine.room_counts("r"), RoomCounts { connections: 2, members: 1, clients: 1, in_grace: 1 });
     assert!(h.engine.members("r")[0].in_grace);
     assert!(h.engine.in_grace(ConnectionId(1)));
@@ -83,9 +67,9 @@ fn intentional_ends_are_immediate() {
 #[test]
 fn a_close_after_the_loss_does_not_end_the_grace() {
     let mut h = setup(Config::default());
-    lose(&mut h, 1);
+    h.lose(1);
     h.close(1);
-    lose(&mut h, 1);
+    h.lose(1);
     assert!(h.take(2).is_empty());
     assert_eq!(h.engine.room_counts("r").in_grace, 1);
     h.advance(GRACE);
@@ -95,7 +79,7 @@ fn a_close_after_the_loss_does_not_end_the_grace() {
 #[test]
 fn frames_of_a_lost_connection_are_ignored() {
     let mut h = setup(Config::default());
-    lose(&mut h, 1);
+    h.lose(1);
     h.send_raw(1, r#"{"op":"presence.update","room":"r","data":{"n":9}}"#);
     assert!(h.take(1).is_empty() && h.take(2).is_empty());
 }
@@ -103,7 +87,7 @@ fn frames_of_a_lost_connection_are_ignored() {
 #[test]
 fn a_grace_of_zero_is_a_leave_at_once() {
     let mut h = setup(Config { leave_grace_ms: 0, ..Config::default() });
-    lose(&mut h, 1);
+    h.lose(1);
     assert_eq!(h.take_type(2, "presence")[0]["event"], "leave");
     assert_eq!(h.engine.connection_count(), 1);
 }
@@ -112,7 +96,7 @@ fn a_grace_of_zero_is_a_leave_at_once() {
 fn a_connection_lost_before_it_authenticated_is_gone_at_once() {
     let mut h = setup(Config::default());
     h.open(3, rollcall::Credentials::None);
-    lose(&mut h, 3);
+    h.lose(3);
     assert_eq!(h.engine.connection_count(), 2);
 }
 
@@ -128,7 +112,7 @@ fn an_expiring_token_ends_the_grace_early() {
     h.join(3, "r");
     h.enter(3, "r", json!({}));
     h.take(2);
-    lose(&mut h, 3);
+    h.lose(3);
     h.advance(5_000);
     let got: Vec<Value> = h.take_type(2, "presence");
     assert_eq!((got.len(), got[0]["event"].as_str()), (1, Some("leave")));
@@ -146,7 +130,7 @@ fn a_provider_blinking_within_grace_changes_no_status() {
     h.ok(1, json!({"op": "realm.subscribe", "realm": "london", "event": "connectionStatusChanged"}));
     h.take(1);
     h.events.clear();
-    lose(&mut h, 2);
+    h.lose(2);
     h.advance(GRACE - 1);
     h.open(3, john());
     h.advance(GRACE * 4);
@@ -154,7 +138,7 @@ fn a_provider_blinking_within_grace_changes_no_status() {
     assert!(!h.events.iter().any(|e| matches!(e, HostEvent::ObjectStatusChanged { .. })), "{:?}", h.events);
     assert_eq!(h.engine.object("london", "riders/john").unwrap().providers, 1);
     // Lost for good: disconnected at the end of that grace only.
-    lose(&mut h, 3);
+    h.lose(3);
     h.advance(GRACE - 1);
     assert!(h.take(1).is_empty());
     h.advance(1);

@@ -10,18 +10,8 @@ use serde_json::json;
 const IDLE: u64 = 30_000;
 const GRACE: u64 = 15_000;
 
-/// alice present in "r", bob subscribed to it; bob keeps alive.
 fn setup(config: Config) -> Host {
-    let mut h = Host::new(config);
-    h.open_as(1, "alice");
-    h.open_as(2, "bob");
-    h.join(1, "r");
-    h.join(2, "r");
-    h.enter(1, "r", json!({"n": 1}));
-    h.ok(2, json!({"op": "presence.subscribe", "room": "r"}));
-    h.take(1);
-    h.take(2);
-    h
+    common::alice_watched_by_bob(config)
 }
 
 /// Advances `ms` in steps of 10 s, bob showing life (a protocol pong) at each.

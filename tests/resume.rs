@@ -32,11 +32,6 @@ fn setup(h: &mut Host) -> String {
     token
 }
 
-fn lose(h: &mut Host, id: u64) {
-    h.engine.handle_lost(ConnectionId(id), h.now);
-    h.pump();
-}
-
 fn resume(h: &mut Host, id: u64, token: &str) -> Value {
     h.request(id, json!({"op": "resume", "token": token}))
 }
@@ -60,7 +55,7 @@ fn the_welcome_carries_a_256_bit_token_only_with_a_secret() {
 fn a_resume_within_grace_takes_over_silently() {
     let mut h = Host::new(config());
     let token = setup(&mut h);
-    lose(&mut h, 1);
+    h.lose(1);
     h.advance(GRACE - 1);
     h.open_as(3, "alice");
     let welcome = h.take(3);
@@ -97,11 +92,11 @@ fn a_resume_within_grace_takes_over_silently() {
 fn a_token_is_single_use_and_the_next_one_works() {
     let mut h = Host::new(config());
     let token = setup(&mut h);
-    lose(&mut h, 1);
+    h.lose(1);
     h.open_as(3, "alice");
     let next = h.take(3)[0]["resumeToken"].as_str().unwrap().to_string();
     assert_eq!(resume(&mut h, 3, &token)["type"], "ack");
-    lose(&mut h, 3);
+    h.lose(3);
     h.open_as(4, "alice");
     h.take(4);
     assert_eq!(h.err(4, json!({"op": "resume", "token": token})), "RESUME_FAILED", "a replayed token");
@@ -113,7 +108,7 @@ fn a_token_is_single_use_and_the_next_one_works() {
 fn a_stolen_token_for_another_client_id_fails_and_changes_nothing() {
     let mut h = Host::new(config());
     let token = setup(&mut h);
-    lose(&mut h, 1);
+    h.lose(1);
     h.open_as(3, "mallory");
     h.take(3);
     assert_eq!(h.err(3, json!({"op": "resume", "token": token})), "RESUME_FAILED");
@@ -128,7 +123,7 @@ fn a_stolen_token_for_another_client_id_fails_and_changes_nothing() {
 fn after_the_grace_a_token_fails_and_the_member_has_left() {
     let mut h = Host::new(config());
     let token = setup(&mut h);
-    lose(&mut h, 1);
+    h.lose(1);
     h.advance(GRACE);
     assert_eq!(h.take_type(2, "presence")[0]["event"], "leave");
     h.open_as(3, "alice");
@@ -141,7 +136,7 @@ fn after_the_grace_a_token_fails_and_the_member_has_left() {
 fn a_resume_must_come_before_joining_anything() {
     let mut h = Host::new(config());
     let token = setup(&mut h);
-    lose(&mut h, 1);
+    h.lose(1);
     h.open_as(3, "alice");
     h.join(3, "other");
     assert_eq!(h.err(3, json!({"op": "resume", "token": token})), "RESUME_FAILED");
@@ -173,7 +168,7 @@ fn a_provider_resumed_keeps_its_objects_connected() {
     h.ok(1, json!({"op": "realm.subscribe", "realm": "london", "event": "connectionStatusChanged"}));
     h.take(1);
     h.events.clear();
-    lose(&mut h, 2);
+    h.lose(2);
     h.open(3, john());
     assert_eq!(resume(&mut h, 3, &token)["type"], "ack");
     h.advance(GRACE * 2);
@@ -190,7 +185,7 @@ fn realm_subscriptions_come_along() {
     h.open(1, ident("alice", json!({"london": {"**": "CRUD"}}), Value::Null));
     let token = h.take(1)[0]["resumeToken"].as_str().unwrap().to_string();
     h.ok(1, json!({"op": "object.subscribe", "realm": "london"}));
-    lose(&mut h, 1);
+    h.lose(1);
     h.open(2, ident("alice", json!({"london": {"**": "CRUD"}}), Value::Null));
     assert_eq!(resume(&mut h, 2, &token)["type"], "ack");
     h.take(2);

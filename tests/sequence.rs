@@ -52,13 +52,23 @@ fn events_and_snapshots_carry_epoch_and_a_per_room_seq() {
 
 /// bob (2) subscribed to "r" and present; returns his resume token.
 fn bob_in_r(h: &mut Host) -> String {
-    h.open_as(2, "bob");
-    let token = h.take(2)[0]["resumeToken"].as_str().unwrap().to_string();
+    let token = h.open_for_token(2, "bob");
     h.join(2, "r");
     h.enter(2, "r", json!("bob"));
     h.ok(2, json!({"op": "presence.subscribe", "room": "r"}));
     h.take(2);
     token
+}
+
+/// bob comes back as connection 4 and resumes with `extra` fields; returns
+/// what he got after the ack.
+fn bob_resumes(h: &mut Host, token: &str, extra: Value) -> Vec<Value> {
+    h.open_as(4, "bob");
+    h.take(4);
+    let mut frame = json!({"op": "resume", "token": token});
+    frame.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    assert_eq!(h.request(4, frame)["type"], "ack");
+    h.take(4).into_iter().filter(|f| f["type"] != "ack").collect()
 }
 
 /// carol (3) comes, changes and goes while bob is lost.
@@ -80,16 +90,11 @@ fn a_resume_replays_exactly_the_missed_frames() {
     let mut h = Host::new(config(64));
     let token = bob_in_r(&mut h);
     let seen = 1; // bob's own join
-    h.engine.handle_lost(ConnectionId(2), h.now);
-    h.pump();
+    h.lose(2);
     let missed = carol_comes_and_goes(&mut h);
     assert_eq!(missed.len(), 3);
     h.take(2);
-    h.open_as(4, "bob");
-    h.take(4);
-    let ack = h.request(4, json!({"op": "resume", "token": token, "epoch": EPOCH, "since": {"r": seen}}));
-    assert_eq!(ack["type"], "ack");
-    let replayed: Vec<Value> = h.take(4).into_iter().filter(|f| f["type"] != "ack").collect();
+    let replayed = bob_resumes(&mut h, &token, json!({"epoch": EPOCH, "since": {"r": seen}}));
     assert_eq!(replayed, missed, "the same frames, in order, nothing else");
 }
 
@@ -97,13 +102,9 @@ fn a_resume_replays_exactly_the_missed_frames() {
 fn a_resume_past_the_buffer_gets_a_flagged_resync() {
     let mut h = Host::new(config(2));
     let token = bob_in_r(&mut h);
-    h.engine.handle_lost(ConnectionId(2), h.now);
-    h.pump();
+    h.lose(2);
     carol_comes_and_goes(&mut h);
-    h.open_as(4, "bob");
-    h.take(4);
-    h.request(4, json!({"op": "resume", "token": token, "epoch": EPOCH, "since": {"r": 1}}));
-    let got: Vec<Value> = h.take(4).into_iter().filter(|f| f["type"] != "ack").collect();
+    let got = bob_resumes(&mut h, &token, json!({"epoch": EPOCH, "since": {"r": 1}}));
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!((got[0]["type"].as_str(), got[0]["room"].as_str()), (Some("resync"), Some("r")));
     assert_eq!((got[0]["epoch"].as_u64(), got[0]["seq"].as_u64()), (Some(EPOCH), Some(4)));
@@ -116,14 +117,8 @@ fn another_epoch_or_no_since_gets_a_resync() {
     for since in [json!({"epoch": EPOCH + 1, "since": {"r": 1}}), json!({})] {
         let mut h = Host::new(config(64));
         let token = bob_in_r(&mut h);
-        h.engine.handle_lost(ConnectionId(2), h.now);
-        h.pump();
-        h.open_as(4, "bob");
-        h.take(4);
-        let mut frame = json!({"op": "resume", "token": token});
-        frame.as_object_mut().unwrap().extend(since.as_object().unwrap().clone());
-        h.request(4, frame);
-        let got: Vec<Value> = h.take(4).into_iter().filter(|f| f["type"] != "ack").collect();
+        h.lose(2);
+        let got = bob_resumes(&mut h, &token, since);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0]["type"], "resync");
     }
@@ -133,12 +128,8 @@ fn another_epoch_or_no_since_gets_a_resync() {
 fn nothing_missed_is_nothing_replayed() {
     let mut h = Host::new(config(64));
     let token = bob_in_r(&mut h);
-    h.engine.handle_lost(ConnectionId(2), h.now);
-    h.pump();
-    h.open_as(4, "bob");
-    h.take(4);
-    h.request(4, json!({"op": "resume", "token": token, "epoch": EPOCH, "since": {"r": 1}}));
-    let got: Vec<Value> = h.take(4).into_iter().filter(|f| f["type"] != "ack").collect();
+    h.lose(2);
+    let got = bob_resumes(&mut h, &token, json!({"epoch": EPOCH, "since": {"r": 1}}));
     assert_eq!(got, Vec::<Value>::new());
 }
 
@@ -149,17 +140,13 @@ fn snapshot_and_restore_keep_seqs_buffers_graces_and_tokens() {
     for (since, expect) in [(1, "resync"), (3, "presence")] {
         let mut h = Host::new(config(2));
         let token = bob_in_r(&mut h);
-        h.engine.handle_lost(ConnectionId(2), h.now);
-        h.pump();
+        h.lose(2);
         carol_comes_and_goes(&mut h); // seqs 2..=4; the buffer keeps 3 and 4
         let bytes = h.engine.snapshot();
         h.engine = rollcall::Engine::restore(config(2), &bytes).expect("restores");
         assert_eq!(h.engine.snapshot(), bytes);
         assert_eq!(h.engine.room_counts("r").in_grace, 1);
-        h.open_as(4, "bob");
-        h.take(4);
-        h.request(4, json!({"op": "resume", "token": token, "epoch": EPOCH, "since": {"r": since}}));
-        let got: Vec<Value> = h.take(4).into_iter().filter(|f| f["type"] != "ack").collect();
+        let got = bob_resumes(&mut h, &token, json!({"epoch": EPOCH, "since": {"r": since}}));
         assert_eq!(got[0]["type"], expect, "since {since}: {got:?}");
         assert_eq!(got.last().unwrap()["seq"], 4);
     }
