@@ -318,3 +318,33 @@ test("a client's clean close leaves at once; a dropped socket only after its gra
   assert.deepEqual(events[3].slice(0, 2), ['leave', 'dropped']);
   assert.ok(Date.now() - t0 >= GRACE - 50, `dropped left after ${Date.now() - t0} ms`);
 });
+
+test('a client process frozen with SIGSTOP is gone within idle + grace', async () => {
+  const events = await watch('frozen');
+  const script = `
+    import WebSocket from 'ws';
+    const ws = new WebSocket(process.argv[1]);
+    ws.on('open', () => {
+      ws.send('{"op":"room.join","room":"frozen"}');
+      ws.send('{"op":"presence.join","room":"frozen","data":{"frozen":false}}');
+    });
+    ws.on('message', (m) => { if (String(m).includes('"op":"presence.join"')) console.log('ready'); });
+  `;
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script, `${url}/?token=${token('ice')}`], {
+    cwd: new URL('../../', import.meta.url),
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    await new Promise((resolve) => child.stdout.on('data', (d) => String(d).includes('ready') && resolve()));
+    await eventually(() => events.length === 1);
+    const t0 = Date.now();
+    child.kill('SIGSTOP');
+    await eventually(() => events.length === 2, IDLE + GRACE + 2000);
+    const after = Date.now() - t0;
+    assert.deepEqual(events[1].slice(0, 2), ['leave', 'ice']);
+    assert.ok(after >= IDLE - PING + GRACE && after <= IDLE + GRACE + 500, `left after ${after} ms`);
+  } finally {
+    child.kill('SIGKILL');
+  }
+});
