@@ -539,6 +539,10 @@ fn config() -> Config {
     config.auth.keys = vec![JwtKey::hmac(Algorithm::HS256, SECRET)];
     config.auth.leeway_ms = LEEWAY_MS;
     config.auth.auth_timeout_ms = 2_000;
+    // Idle time-outs are fuzzed; a lost connection leaves at once (its
+    // grace and resume are checked by tests/model.rs), so every Close is
+    // followed by its Closed event.
+    config.leave_grace_ms = 0;
     config.default_permissions =
         BTreeMap::from([("r3".to_string(), BTreeMap::from([("**".to_string(), "R".to_string())]))]);
     let l = &mut config.limits;

@@ -29,7 +29,21 @@ export interface ClientOptions {
   retry?: boolean;
   /** The host authenticates the socket itself (no token): connect() resolves on its `welcome`. Default false. */
   hostAuth?: boolean;
+  /** An application ping this often, ms (browsers cannot send protocol pings). 0: never. Default 10000. */
+  pingIntervalMs?: number;
+  /** No frame from the server for this long: it is gone (close 4010, reconnect). 0: never. Default 30000. */
+  serverTimeoutMs?: number;
+  /** Resume the lost connection on reconnect (same member ids, missed events replayed). Default true. */
+  resume?: boolean;
 }
+
+/**
+ * Why the status changed: 'connecting', 'connected' (a first connect),
+ * 'resumed' (reconnected, the lost connection taken over: nobody saw a
+ * thing), 'rejoined' (reconnected, resume refused: rooms rejoined, one
+ * leave and one join for others), 'server silent', 'closed <code>', 'disconnected'.
+ */
+export type StatusReason = string;
 
 export type ClientStatus = 'disconnected' | 'connecting' | 'connected' | 'reconnecting';
 
@@ -160,13 +174,17 @@ export declare class Realm {
 }
 
 export declare class Client extends Emitter<{
-  connectionStatusChanged: [ClientStatus];
+  connectionStatusChanged: [ClientStatus, { reason: StatusReason }];
   close: [{ code: number; reason: string }];
   error: [RollcallError];
   tokenRefreshed: [{ expiresAt: number | null }];
 }> {
   constructor(options?: ClientOptions);
   readonly connectionStatus: ClientStatus;
+  /** Why the status last changed. */
+  readonly connectionReason: StatusReason | null;
+  /** The engine epoch of the server last connected to. */
+  readonly epoch: number | null;
   readonly clientId: string | null;
   /** This connection's presence id, "<appId>:<connectionId>". */
   readonly id: string | null;

@@ -11,9 +11,13 @@
 //   john.connectionStatus;                     // 'connected' | 'disconnected'
 //   realm.pubsub.subscribe('connectionStatusChanged', 'deliveryRiders/*', (data, id) => ...);
 //
-// The client keeps what it has joined and subscribed to; after a reconnect
-// it rejoins, re-enters its presence sets with its last data and resumes its
-// subscriptions, reconciling what it missed (no ghost, no duplicate).
+// The client keeps what it has joined and subscribed to. It pings the
+// server and treats a silent one as gone. After a reconnect it first
+// resumes its lost connection (the server's resume token): same member ids,
+// nobody else sees a thing, and the presence events it missed are replayed
+// (or a fresh snapshot is reconciled). Where that is refused (the grace ran
+// out, another server) it rejoins, re-enters its presence sets with its last
+// data and resubscribes, reconciling what it missed (no ghost, no duplicate).
 
 import EventEmitter from 'eventemitter3';
 import { RollcallError } from './errors.js';
@@ -78,7 +82,16 @@ const DEFAULTS = {
   retry: false,
   /** The host authenticates the socket itself: connect() resolves on its `welcome`. */
   hostAuth: false,
+  /** Send an application ping this often, ms (browsers cannot send protocol pings). 0: never. */
+  pingIntervalMs: 10_000,
+  /** No frame at all from the server for this long: it is gone; reconnect. 0: never. */
+  serverTimeoutMs: 30_000,
+  /** Resume the lost connection on reconnect (its resume token). */
+  resume: true,
 };
+
+/** Close code for a link this client gives up on (the server keeps its grace). */
+const CLOSE_STALE = 4010;
 
 export class Client extends Emitter {
   /**
@@ -111,13 +124,23 @@ export class Client extends Emitter {
     this._authing = false;
     this._connected = false; // was this client ever usable? (first connect vs reconnect)
     this._firstConnecting = false; // a first connect() is running (it owns retries)
+    /** Why the status last changed, e.g. `resumed`, `closed 1006`, `server silent`. */
+    this.connectionReason = null;
+    /** The engine epoch of the server this client last connected to. */
+    this.epoch = null;
+    this._resumeToken = null;
+    this._resumeFrom = null;
+    this._heard = 0;
+    this._pingTimer = null;
     this.realm = { get: async (name) => this._realm(name) };
   }
 
-  _setStatus(status) {
+  /** Emits `connectionStatusChanged(status, { reason })` on a change. */
+  _setStatus(status, reason = status) {
     if (this.connectionStatus === status) return;
     this.connectionStatus = status;
-    this.emit('connectionStatusChanged', status);
+    this.connectionReason = reason;
+    this.emit('connectionStatusChanged', status, { reason });
   }
 
   /**
@@ -204,20 +227,21 @@ export class Client extends Emitter {
   async _welcomed(welcome) {
     const ws = this._ws;
     this._authenticated(welcome);
+    let reason;
     try {
-      await this._resync();
+      reason = await this._resumeOrResync();
     } catch {
       return; // the socket went; its close handler takes over
     }
     if (this._ws !== ws || this.connectionStatus === 'connected') return;
-    this._usable();
+    this._usable(reason);
   }
 
-  /** Authenticated and resynced: the connection is usable. */
-  _usable() {
+  /** Authenticated and resumed or resynced: the connection is usable. */
+  _usable(reason = 'connected') {
     this._attempt = 0;
     this._connected = true;
-    this._setStatus('connected');
+    this._setStatus('connected', reason);
     this._settleReady();
   }
 
@@ -236,8 +260,8 @@ export class Client extends Emitter {
     }
     this._authenticated(ack);
     if (refresh) return this; // a refresh: rooms and subscriptions stay as they are
-    await this._resync();
-    this._usable();
+    const reason = await this._resumeOrResync();
+    this._usable(reason);
     return this;
   }
 
@@ -247,8 +271,10 @@ export class Client extends Emitter {
    */
   close() {
     this._closing = true;
+    this._resumeFrom = null;
     clearTimeout(this._retryTimer);
     clearTimeout(this._refreshTimer);
+    clearInterval(this._pingTimer);
     const ws = this._ws;
     const closed = ws && ws.readyState !== 3 ? new Promise((resolve) => ws.addEventListener('close', () => resolve(), { once: true })) : Promise.resolve();
     ws?.close(1000, 'client closed');
@@ -292,9 +318,13 @@ export class Client extends Emitter {
       let opened = false;
       ws.onopen = () => {
         opened = true;
+        this._watch(ws);
         resolve();
       };
-      ws.onmessage = (e) => this._receive(typeof e.data === 'string' ? e.data : String(e.data));
+      ws.onmessage = (e) => {
+        this._heard = Date.now();
+        this._receive(typeof e.data === 'string' ? e.data : String(e.data));
+      };
       ws.onerror = () => {};
       ws.onclose = (e) => {
         if (this._ws !== ws) return;
@@ -305,8 +335,40 @@ export class Client extends Emitter {
     });
   }
 
+  /**
+   * Liveness: an application ping every `pingIntervalMs`; any frame is a
+   * sign of life; none for `serverTimeoutMs` and the socket is given up
+   * (closed with 4010, so that the server keeps this client in grace) and
+   * the client reconnects.
+   */
+  _watch(ws) {
+    const { pingIntervalMs, serverTimeoutMs } = this.options;
+    clearInterval(this._pingTimer);
+    this._heard = Date.now();
+    if (!(pingIntervalMs > 0)) return;
+    const every = serverTimeoutMs > 0 ? Math.min(pingIntervalMs, serverTimeoutMs / 2) : pingIntervalMs;
+    this._pingTimer = setInterval(() => {
+      if (this._ws !== ws) return clearInterval(this._pingTimer);
+      if (serverTimeoutMs > 0 && Date.now() - this._heard > serverTimeoutMs) {
+        clearInterval(this._pingTimer);
+        this._ws = null;
+        ws.onclose = null;
+        ws.onmessage = null;
+        try {
+          ws.close(CLOSE_STALE, 'STALE');
+        } catch {
+          // already closing
+        }
+        return this._closed(CLOSE_STALE, `server silent for ${serverTimeoutMs} ms`);
+      }
+      if (ws.readyState === 1) ws.send('{"op":"ping"}');
+    }, every);
+    this._pingTimer.unref?.();
+  }
+
   _closed(code, reason) {
     clearTimeout(this._refreshTimer);
+    clearInterval(this._pingTimer);
     // Without getToken there is no other token to try: a refused or expired
     // one ends the connection (no reconnect loop with a dead token).
     let fatal = null;
@@ -328,8 +390,13 @@ export class Client extends Emitter {
       return;
     }
     if (code === CLOSE_TOKEN_EXPIRED || code === CLOSE_AUTH_FAILED) this.token = null;
+    // What was lost can be resumed (once connected, until the next connect).
+    if (this.connectionStatus === 'connected' && this._resumeToken) {
+      this._resumeFrom = { token: this._resumeToken, epoch: this.epoch };
+    }
+    this._resumeToken = null;
     this._newReady();
-    this._setStatus('reconnecting');
+    this._setStatus('reconnecting', code === CLOSE_STALE ? 'server silent' : `closed ${code}`);
     this._retryTimer = setTimeout(() => this._reconnect(), this._backoff());
   }
 
@@ -362,6 +429,43 @@ export class Client extends Emitter {
     } catch (err) {
       this.emit('error', err);
     }
+  }
+
+  /**
+   * After (re)authenticating: resume the lost connection if there is one
+   * (rooms, members and subscriptions are still on the server; object
+   * snapshots are refreshed), else rejoin, re-enter and resubscribe.
+   * Resolves with the reason for the `connected` status.
+   */
+  async _resumeOrResync() {
+    const from = this._resumeFrom;
+    this._resumeFrom = null;
+    if (from && this.options.resume) {
+      const since = {};
+      for (const [name, room] of this._rooms) {
+        if (room._s.subscribed && room._s.seq != null) since[name] = room._s.seq;
+      }
+      let ack = null;
+      try {
+        ack = await this._send({ op: 'resume', token: from.token, epoch: from.epoch, since }, { beforeReady: true });
+      } catch (err) {
+        if (err?.code === 'DISCONNECTED' || err?.code === 'CLOSED') {
+          this._resumeFrom = from; // the next connection tries again
+          throw err;
+        }
+      }
+      if (ack) {
+        this.id = ack.id;
+        if (ack.resumeToken) this._resumeToken = ack.resumeToken;
+        const work = [...this._realms.values()].map((realm) => realm._refresh());
+        for (const result of await Promise.allSettled(work)) {
+          if (result.status === 'rejected' && ['DISCONNECTED', 'CLOSED'].includes(result.reason?.code)) throw result.reason;
+        }
+        return 'resumed';
+      }
+    }
+    await this._resync();
+    return from ? 'rejoined' : 'connected';
   }
 
   /** After (re)authenticating: rejoin, re-enter, resubscribe. */
@@ -470,10 +574,16 @@ export class Client extends Emitter {
     } else if (f.type === 'welcome') {
       this.id = f.id;
       this.clientId = f.clientId;
+      this.epoch = f.epoch ?? null;
+      this._resumeToken = f.resumeToken ?? null;
       // Host-side auth; a client with a token authenticates itself instead.
       if (!this._authing && !this.token && !this.options.getToken) this._welcomed(f);
     } else if (f.type === 'presence' || f.type === 'message') {
       this._rooms.get(f.room)?._receive(f);
+    } else if (f.type === 'resync') {
+      // A resume that could not replay: a fresh snapshot to reconcile with.
+      const room = this._rooms.get(f.room);
+      if (room?._s.subscribed) room.presence._snapshot(f);
     } else if (f.type === 'object' || f.type === 'event') {
       this._realms.get(f.realm)?._receive(f);
     }
@@ -650,25 +760,42 @@ class Presence extends Emitter {
     await this.room._request({ op: 'presence.subscribe' }, { beforeReady: true, onAck: (ack) => this._snapshot(ack) });
   }
 
+  /**
+   * Reconciles with a snapshot (a subscribe ack or a `resync`) by identity:
+   * a member is its id *and* clientId, so one member never turns into
+   * another (an id seen again under another clientId is a leave and a join).
+   */
   _snapshot(ack) {
     this.room._s.snapshotted = true;
+    if (ack.seq != null) this.room._s.seq = ack.seq;
+    const member = (m) => ({ id: m.id, clientId: m.clientId, data: m.data });
     const before = this.room._s.members;
-    const after = new Map(ack.members.map((m) => [m.id, m]));
+    const after = new Map(ack.members.map((m) => [m.id, member(m)]));
     this.room._s.members = after;
     const timestamp = new Date().toISOString();
+    const same = (a, b) => a && b && a.clientId === b.clientId;
     for (const [id, m] of before) {
-      if (!after.has(id)) this._deliver({ event: 'leave', timestamp, ...m });
+      if (!same(m, after.get(id))) this._deliver({ event: 'leave', timestamp, ...m });
     }
     for (const [id, m] of after) {
       const old = before.get(id);
-      if (!old) this._deliver({ event: 'join', timestamp, ...m });
+      if (!same(old, m)) this._deliver({ event: 'join', timestamp, ...m });
       else if (JSON.stringify(old.data) !== JSON.stringify(m.data)) this._deliver({ event: 'update', timestamp, ...m });
     }
   }
 
   _receive(f) {
-    const { type, room, view, ...event } = f;
+    const { type, room, view, epoch, seq, ...event } = f;
+    if (seq != null) this.room._s.seq = seq;
     const members = this.room._s.members;
+    const known = members.get(event.id);
+    if (known && known.clientId !== event.clientId) {
+      // Never turn one member into another: the old one leaves first.
+      members.delete(event.id);
+      this._deliver({ event: 'leave', timestamp: event.timestamp, ...known });
+      if (event.event === 'leave') return;
+      event.event = 'join';
+    }
     if (event.event === 'leave') {
       if (!members.delete(event.id)) return;
     } else {
@@ -698,6 +825,11 @@ class Realm {
 
   _request(frame, opts) {
     return this.client._send({ ...frame, realm: this.name }, opts);
+  }
+
+  /** After a resume: the server still has the subscriptions; fresh object snapshots. */
+  async _refresh() {
+    await Promise.all([...this._subs].map((s) => s._resubscribe()));
   }
 
   async _resync() {

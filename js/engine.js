@@ -18,6 +18,10 @@ export const CloseCodes = Object.freeze({
   SLOW_CONSUMER: 4009,
   /** Used by host adapters: an engine call for this connection threw; it alone is closed. */
   INTERNAL_ERROR: 1011,
+  /** No sign of life for `idleTimeoutMs`: drop the socket at once; the connection is in its leave grace. */
+  STALE: 4010,
+  /** Another connection resumed this one with its resume token. */
+  RESUMED: 4011,
 });
 
 /** Error codes of `{"type":"error"}` frames (see docs/PROTOCOL.md). */
@@ -44,6 +48,7 @@ export const ErrorCodes = Object.freeze({
   REALM_FULL: 'REALM_FULL',
   TOO_MANY_REALMS: 'TOO_MANY_REALMS',
   PATTERN_TOO_COMPLEX: 'PATTERN_TOO_COMPLEX',
+  RESUME_FAILED: 'RESUME_FAILED',
 });
 
 /**
@@ -93,17 +98,34 @@ function connectionId(id) {
 
 const RESTORING = Symbol('restoring');
 
+/** 32 random bytes as hex, from the platform's CSPRNG (Node, browsers, workerd). */
+function randomSecret() {
+  const bytes = new Uint8Array(32);
+  globalThis.crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/**
+ * The options with the defaults only a host can supply: a random
+ * `resumeSecret` (resume tokens) and the time of construction as `epoch`.
+ */
+function withHostDefaults(options) {
+  return { resumeSecret: randomSecret(), epoch: Date.now(), ...options };
+}
+
 export class Engine {
   #wasm;
 
   /** @param {import('./index.js').EngineOptions} [options] */
   constructor(options = {}, restoring = undefined) {
-    this.#wasm = restoring?.[RESTORING] ?? guarded(() => new WasmEngine(keysOf(options)));
+    this.#wasm = restoring?.[RESTORING] ?? guarded(() => new WasmEngine(keysOf(withHostDefaults(options))));
   }
 
   /** Rebuilds an engine from `snapshot()` bytes. Throws for another format version or corrupt bytes. */
   static restore(options, bytes) {
-    return new Engine(options, { [RESTORING]: guarded(() => WasmEngine.restore(keysOf(options) ?? {}, bytes)) });
+    return new Engine(options, {
+      [RESTORING]: guarded(() => WasmEngine.restore(keysOf(withHostDefaults(options ?? {})), bytes)),
+    });
   }
 
   /** Runs `f` on the live wasm engine; every throw becomes a RollcallError. */
@@ -157,6 +179,20 @@ export class Engine {
     return withData(this.#call((w) => w.close(connectionId(id), now)));
   }
 
+  /**
+   * The socket dropped without a clean close (1006, an error, a terminate).
+   * The connection keeps its rooms, members, subscriptions and provider
+   * role for `leaveGraceMs`, nothing sent to others; then it leaves.
+   */
+  lost(id, now = Date.now()) {
+    return withData(this.#call((w) => w.lost(connectionId(id), now)));
+  }
+
+  /** A sign of life other than a frame (a protocol pong). Returns nothing. */
+  alive(id, now = Date.now()) {
+    this.#call((w) => w.alive(connectionId(id), now));
+  }
+
   /** Time passed: call at (or after) `batch.wakeAt`. */
   tick(now = Date.now()) {
     return withData(this.#call((w) => w.tick(now)));
@@ -169,7 +205,7 @@ export class Engine {
 
   /** The room's presence set, one member per connection. */
   members(room) {
-    return this.#call((w) => w.members(room)).map((m) => ({ ...m, data: parseData(m.data) }));
+    return this.#call((w) => w.members(room)).map((m) => ({ ...m, data: parseData(m.data), inGrace: m.inGrace ?? false }));
   }
 
   /** The room's presence set, one entry per clientId with its connections. */

@@ -113,6 +113,20 @@ export interface EngineOptions {
   /** Object permissions for tokens/identities without a `per` claim. Default {} (none). */
   defaultPermissions?: PermissionClaim;
   limits?: Limits;
+  /**
+   * How long a lost connection (dropped socket, 1006, silent) keeps its
+   * members, rooms, subscriptions and provider role, ms, nothing sent to
+   * others; then one `leave`. 0: leave at once. Default 15000.
+   */
+  leaveGraceMs?: number;
+  /** No frame and no pong for this long: lost (closed 4010, then grace). 0: never. Default 30000. */
+  idleTimeoutMs?: number;
+  /** Key resume tokens are HMAC-SHA256'd under. Default (in JS): 32 random bytes per Engine. */
+  resumeSecret?: string | null;
+  /** Carried with every presence `seq`. Default (in JS): `Date.now()` at construction; a restored engine keeps its own. */
+  epoch?: number;
+  /** Presence events kept per room for a resume to replay. Default 64. */
+  replayEvents?: number;
 }
 
 /** An identity the host verified itself (API key, session). */
@@ -139,9 +153,12 @@ export interface Send {
 }
 
 /** 4009 (SLOW_CONSUMER) and 1011 (INTERNAL_ERROR) come from host adapters, not the engine. */
-export type CloseCode = 4001 | 4002 | 4003 | 4008 | 4009 | 1011;
+export type CloseCode = 4001 | 4002 | 4003 | 4008 | 4009 | 4010 | 4011 | 1011;
 
-/** Close this connection; the engine has already forgotten it. */
+/**
+ * Close this connection; the engine has already forgotten it, except after
+ * 4010 (STALE: drop the socket at once), when it holds it in grace.
+ */
 export interface CloseInstruction {
   connection: number;
   code: CloseCode;
@@ -153,6 +170,10 @@ export type HostEvent =
   | { type: 'authenticated'; connection: number; clientId: string | null }
   | { type: 'authRefused'; connection: number; error: string }
   | { type: 'closed'; connection: number }
+  /** Lost abnormally: in grace until `graceUntil` (ms since the epoch). */
+  | { type: 'connectionLost'; connection: number; graceUntil: number }
+  /** `connection` resumed `previous`, which is gone: same members, rooms, subscriptions. */
+  | { type: 'resumed'; connection: number; previous: number }
   | { type: 'roomJoined'; connection: number; room: string }
   | { type: 'roomLeft'; connection: number; room: string }
   | { type: 'presenceJoined'; room: string; connection: number; clientId: string; data: unknown }
@@ -187,6 +208,8 @@ export interface MemberInfo {
   id: string;
   clientId: string;
   data: unknown;
+  /** Its connection is lost and in its leave grace. */
+  inGrace: boolean;
 }
 
 export interface ClientInfo {
@@ -198,6 +221,8 @@ export interface RoomCounts {
   connections: number;
   members: number;
   clients: number;
+  /** Members whose connection is lost and in grace. */
+  inGrace: number;
 }
 
 export type ErrorCode =
@@ -206,7 +231,7 @@ export type ErrorCode =
   | 'ROOM_NOT_JOINED' | 'TOO_MANY_ROOMS' | 'TOO_MANY_SUBSCRIPTIONS' | 'ROOM_FULL'
   | 'PRESENCE_DATA_TOO_LARGE' | 'NO_CLIENT_ID' | 'RATE_LIMITED'
   | 'OBJECT_EXISTS' | 'OBJECT_NOT_FOUND' | 'OBJECT_DATA_TOO_LARGE' | 'REALM_FULL' | 'TOO_MANY_REALMS'
-  | 'PATTERN_TOO_COMPLEX';
+  | 'PATTERN_TOO_COMPLEX' | 'RESUME_FAILED';
 
 export declare const ErrorCodes: { readonly [K in ErrorCode]: K };
 
@@ -249,6 +274,8 @@ export declare const CloseCodes: {
   readonly SLOW_CONSUMER: 4009;
   /** Host adapters: an engine call for this connection threw; it alone was closed. */
   readonly INTERNAL_ERROR: 1011;
+  readonly STALE: 4010;
+  readonly RESUMED: 4011;
 };
 
 /**
@@ -261,7 +288,12 @@ export declare class Engine {
   constructor(options?: EngineOptions);
   open(id: number, credentials?: Credentials, now?: number): Batch;
   message(id: number, frame: string | Uint8Array | ArrayBuffer, now?: number): Batch;
+  /** A clean close (a close frame from the client): its members leave at once. */
   close(id: number, now?: number): Batch;
+  /** The socket dropped (1006, an error, a terminate): the connection enters its leave grace. */
+  lost(id: number, now?: number): Batch;
+  /** A sign of life other than a frame (a protocol pong). */
+  alive(id: number, now?: number): void;
   tick(now?: number): Batch;
   publish(room: string, event: string, data?: unknown, now?: number): Batch & { recipients: number };
   members(room: string): MemberInfo[];

@@ -47,6 +47,17 @@ export interface AttachOptions {
   onError?: (error: HostError) => void;
   /** The clock. Default Date.now. */
   clock?: () => number;
+  /**
+   * A protocol ping to every socket this often, ms; pongs are signs of life
+   * for the engine's `idleTimeoutMs` (keep it well below). 0: no pings.
+   * Default 10 000.
+   */
+  pingIntervalMs?: number;
+  /**
+   * The first connection id. Default: the clock at construction x 1000, so
+   * that ids (and member ids) never repeat across restarts.
+   */
+  firstConnectionId?: number;
 }
 
 /**
@@ -66,6 +77,7 @@ export declare const NODE_DEFAULTS: {
   readonly maxQueuedFrames: number;
   readonly maxQueuedBytes: number;
   readonly closeTimeoutMs: number;
+  readonly pingIntervalMs: number;
   readonly connectionRate: { readonly burst: number; readonly perSecond: number };
 };
 

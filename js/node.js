@@ -5,7 +5,10 @@
 //   const server = attach(new Engine(options), { port: 8080 });
 //   server.on('presenceJoined', (e) => console.log(e.clientId, 'joined', e.room));
 //
-// The adapter owns the sockets and one timer; the engine owns every decision.
+// The adapter owns the sockets, one timer and the protocol pings; the
+// engine owns every decision, liveness included: a pong is a sign of life
+// it is told of, a socket that dropped (1006, an error, a terminate) is
+// "lost" (leave grace), a client's clean close is a close.
 // It contains every failure: whatever a `credentials` callback, an engine
 // call or an event listener throws closes at most the one connection it
 // concerns (see docs/PROTOCOL.md, "Node host") and is reported, never thrown.
@@ -24,6 +27,7 @@ export const NODE_DEFAULTS = Object.freeze({
   maxQueuedFrames: 100,
   maxQueuedBytes: 1 << 20,
   closeTimeoutMs: 1000,
+  pingIntervalMs: 10_000,
   connectionRate: Object.freeze({ burst: 10, perSecond: 2 }),
 });
 
@@ -87,7 +91,8 @@ export class RollcallServer extends EventEmitter {
   #ownsWss;
   /** Connections the engine holds (or will, once credentials resolve): id -> socket. */
   #sockets = new Map();
-  #nextId = 1;
+  #nextId;
+  #pinger = null;
   #timer = null;
   #timerAt = null;
   #options;
@@ -109,6 +114,13 @@ export class RollcallServer extends EventEmitter {
       onError: (err) => console.error('rollcall/node:', err),
       ...options,
     };
+    // Connection ids (and so member ids) never repeat over the host's life,
+    // restarts included: they start at the time of construction x 1000.
+    this.#nextId = this.#options.firstConnectionId ?? this.#options.clock() * 1000;
+    if (this.#options.pingIntervalMs > 0) {
+      this.#pinger = setInterval(() => this.#ping(), this.#options.pingIntervalMs);
+      this.#pinger.unref?.();
+    }
     const { wss, server, port, host, path, maxPayload, connectionRate, addressOf, clock } = this.#options;
     this.#ownsWss = !wss;
     const rate = connectionRate ? new AddressRate(connectionRate) : null;
@@ -173,6 +185,7 @@ export class RollcallServer extends EventEmitter {
    */
   async close() {
     clearTimeout(this.#timer);
+    clearInterval(this.#pinger);
     const closing = [...this.#sockets.values()].map((socket) => {
       if (socket.readyState === WebSocket.CLOSED) return undefined;
       const closed = new Promise((resolve) => socket.once('close', resolve));
@@ -213,13 +226,23 @@ export class RollcallServer extends EventEmitter {
       }
       queue.push(data);
     });
-    socket.on('close', () => {
+    socket.on('pong', () => {
+      if (opened && this.#sockets.get(id) === socket) this.#call(id, () => this.#engine.alive(id, this.#options.clock()));
+    });
+    socket.on('close', (code) => {
       clearTimeout(this.#terminators.get(socket));
       this.#terminators.delete(socket);
       const live = this.#sockets.get(id) === socket;
       if (live) this.#sockets.delete(id);
-      // Harmless if the engine already forgot it (it closed it, or it was slow).
-      if (opened && live) this.#run(this.#call(null, () => this.#engine.close(id, this.#options.clock())));
+      // Nothing to tell the engine if it never opened the connection or already
+      // forgot it (it closed it, or it was slow). 1006: no close frame (dropped,
+      // errored, terminated): lost, in grace; 4010: a client giving up on a
+      // silent link, the same. Any other close frame is the client's choice:
+      // it goes at once.
+      if (!opened || !live) return;
+      const now = this.#options.clock();
+      const lost = code === 1006 || code === CloseCodes.STALE;
+      this.#run(this.#call(null, () => (lost ? this.#engine.lost(id, now) : this.#engine.close(id, now))));
     });
     socket.on('error', () => {});
     let credentials;
@@ -290,6 +313,8 @@ export class RollcallServer extends EventEmitter {
   #shut(id, socket, code, reason) {
     if (this.#sockets.get(id) === socket) this.#sockets.delete(id);
     if (this.#terminators.has(socket)) return;
+    // A silent peer (4010) would not answer a close handshake: drop it.
+    if (code === CloseCodes.STALE) return socket.terminate();
     socket.close(code, reason);
     if (code === CloseCodes.POLICY_VIOLATION) socket.pause();
     const timer = setTimeout(() => socket.terminate(), this.#options.closeTimeoutMs);
@@ -368,6 +393,13 @@ export class RollcallServer extends EventEmitter {
     } catch (err) {
       this.#report(hostError('ENGINE_FAILED', 'engine.identity threw', err, id));
       return false;
+    }
+  }
+
+  /** A protocol ping to every open socket; pongs come back as signs of life. */
+  #ping() {
+    for (const socket of this.#sockets.values()) {
+      if (socket.readyState === WebSocket.OPEN) socket.ping();
     }
   }
 

@@ -218,7 +218,9 @@ export class RollcallDurableObject {
   async #load() {
     if (this.#engine) return;
     const storage = this.ctx.storage;
-    const options = this.engineOptions(this.env);
+    // Until this host pings without waking (issue 12), the engine neither
+    // times silent sockets out nor holds lost ones in grace here.
+    const options = { idleTimeoutMs: 0, leaveGraceMs: 0, ...this.engineOptions(this.env) };
     const meta = await storage.get(META_KEY);
     let engine;
     if (meta?.format === STORAGE_FORMAT && meta.chunks > 0) {

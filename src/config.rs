@@ -26,6 +26,30 @@ pub struct Config {
     /// claim. Default: none (`{}`): such connections read no object.
     pub default_permissions: PermissionClaim,
     pub limits: Limits,
+    /// How long a connection lost abnormally (the host's `handle_lost`, or
+    /// silent for `idle_timeout_ms`) keeps its presence memberships, rooms,
+    /// subscriptions and provider role, in ms, with nothing sent to others;
+    /// at its end they get one `leave`. 0: a lost connection leaves at once.
+    /// Default 15 000.
+    pub leave_grace_ms: u64,
+    /// A connection that shows no sign of life (no frame, no
+    /// [`Engine::handle_alive`](crate::Engine::handle_alive)) for this long
+    /// is lost (closed with 4010, then in grace). Hosts ping well within it
+    /// (rollcall/node every third of it). 0: never. Default 30 000, so that
+    /// a silent peer is gone (its `leave` sent) within 45 s.
+    pub idle_timeout_ms: u64,
+    /// The key resume tokens are HMAC-SHA256'd under (any text; 32 random
+    /// bytes or more). `None`: no resume tokens (grace still applies). The
+    /// npm `Engine` fills in 32 random bytes when it is not given. Default `None`.
+    pub resume_secret: Option<String>,
+    /// This engine's epoch: presence events carry it beside their per-room
+    /// `seq`, so that a client can tell another engine's numbers apart. A
+    /// restored engine keeps its snapshot's. The npm `Engine` defaults it to
+    /// the time of construction. Default 0.
+    pub epoch: u64,
+    /// Presence events kept per room for a resumed connection to catch up
+    /// (beyond them it gets a `resync` snapshot). Default 64.
+    pub replay_events: usize,
 }
 
 impl Default for Config {
@@ -39,6 +63,11 @@ impl Default for Config {
             )]),
             default_permissions: PermissionClaim::new(),
             limits: Limits::default(),
+            leave_grace_ms: 15_000,
+            idle_timeout_ms: 30_000,
+            resume_secret: None,
+            epoch: 0,
+            replay_events: 64,
         }
     }
 }

@@ -62,6 +62,10 @@ pub enum ErrorCode {
     TooManyRealms,
     /// A `pattern` has more wildcards than `limits.max_pattern_wildcards`.
     PatternTooComplex,
+    /// `resume` with a token that names no connection this engine can hand
+    /// over (unknown, already used, grace over, another clientId), or on a
+    /// connection that already joined a room. Nothing changed.
+    ResumeFailed,
 }
 
 impl ErrorCode {
@@ -89,6 +93,7 @@ impl ErrorCode {
             ErrorCode::RealmFull => "REALM_FULL",
             ErrorCode::TooManyRealms => "TOO_MANY_REALMS",
             ErrorCode::PatternTooComplex => "PATTERN_TOO_COMPLEX",
+            ErrorCode::ResumeFailed => "RESUME_FAILED",
         }
     }
 
@@ -107,6 +112,7 @@ impl ErrorCode {
                 | ErrorCode::ObjectNotFound
                 | ErrorCode::RealmFull
                 | ErrorCode::TooManyRealms
+                | ErrorCode::ResumeFailed
         )
     }
 }
@@ -130,6 +136,11 @@ pub enum CloseCode {
     AuthTimeout,
     /// 4008: the connection kept sending bad or too many frames.
     PolicyViolation,
+    /// 4010: no sign of life for `idle_timeout_ms`: the connection is lost
+    /// (in grace, if any). The host should drop the socket at once.
+    Stale,
+    /// 4011: another connection resumed this one (with its resume token).
+    Resumed,
 }
 
 impl CloseCode {
@@ -139,6 +150,8 @@ impl CloseCode {
             CloseCode::TokenExpired => 4002,
             CloseCode::AuthTimeout => 4003,
             CloseCode::PolicyViolation => 4008,
+            CloseCode::Stale => 4010,
+            CloseCode::Resumed => 4011,
         }
     }
 
@@ -148,6 +161,8 @@ impl CloseCode {
             CloseCode::TokenExpired => "TOKEN_EXPIRED",
             CloseCode::AuthTimeout => "AUTH_TIMEOUT",
             CloseCode::PolicyViolation => "POLICY_VIOLATION",
+            CloseCode::Stale => "STALE",
+            CloseCode::Resumed => "RESUMED",
         }
     }
 }

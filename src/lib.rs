@@ -33,6 +33,13 @@
 //! After every `handle_*` call, drain [`Engine::poll_output`] and re-arm one
 //! timer at [`Engine::poll_timeout`].
 //!
+//! Liveness: tell the engine of protocol pongs with [`Engine::handle_alive`]
+//! (any frame counts too); a connection silent for `idle_timeout_ms` is
+//! closed with 4010 and kept in its leave grace. A socket that drops without
+//! a close frame is [`Engine::handle_lost`] (its members stay, silently,
+//! for `leave_grace_ms`, and a new connection may `resume` it); a clean
+//! close is [`Engine::handle_close`] (its members leave at once).
+//!
 //! ## Errors
 //!
 //! A client's mistakes are never `Err`s: they become error frames with a

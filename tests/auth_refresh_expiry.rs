@@ -148,7 +148,8 @@ fn refresh_whose_rooms_claim_drops_presence_leaves_the_presence_set() {
         vec![json!({
             "type": "presence", "room": "r", "event": "leave",
             "timestamp": "2024-07-13T10:13:28.496Z",
-            "id": "rollcall:1", "clientId": "alice", "data": {"status": "here"}
+            "id": "rollcall:1", "clientId": "alice", "data": {"status": "here"},
+            "epoch": 0, "seq": 2
         })]
     );
     assert!(h.events.contains(&HostEvent::PresenceLeft {
@@ -254,9 +255,9 @@ fn expiry_leaves_every_presence_set_and_tells_subscribers() {
         h.take_type(2, "presence"),
         vec![
             json!({"type": "presence", "room": "a", "event": "leave", "timestamp": at,
-                   "id": "rollcall:1", "clientId": "alice", "data": {"n": 1}}),
+                   "id": "rollcall:1", "clientId": "alice", "data": {"n": 1}, "epoch": 0, "seq": 2}),
             json!({"type": "presence", "room": "b", "event": "leave", "timestamp": at,
-                   "id": "rollcall:1", "clientId": "alice", "data": {"n": 2}}),
+                   "id": "rollcall:1", "clientId": "alice", "data": {"n": 2}, "epoch": 0, "seq": 2}),
         ]
     );
     for room in ["a", "b"] {

@@ -30,7 +30,7 @@ fn assert_welcomed(config: Config, token: String, client_id: Option<&str>, expir
         h.take(1),
         vec![json!({
             "type": "welcome", "protocol": 1, "id": "rollcall:1",
-            "clientId": client_id, "expiresAt": expires_at
+            "clientId": client_id, "expiresAt": expires_at, "epoch": 0
         })]
     );
     assert_eq!(
@@ -148,7 +148,7 @@ fn the_welcome_id_carries_the_app_id_and_connection_id() {
         h.take(42),
         vec![json!({
             "type": "welcome", "protocol": 1, "id": "myapp:42",
-            "clientId": "alice", "expiresAt": expiry_ms(hour_exp())
+            "clientId": "alice", "expiresAt": expiry_ms(hour_exp()), "epoch": 0
         })]
     );
 }
@@ -534,7 +534,7 @@ fn auth_frame_authenticates_with_welcome_and_ack() {
     assert_eq!(
         h.take(1),
         vec![
-            json!({"type": "welcome", "protocol": 1, "id": "rollcall:1", "clientId": "alice", "expiresAt": expires_at}),
+            json!({"type": "welcome", "protocol": 1, "id": "rollcall:1", "clientId": "alice", "expiresAt": expires_at, "epoch": 0}),
             json!({"type": "ack", "ref": "a1", "op": "auth", "clientId": "alice", "expiresAt": expires_at}),
         ]
     );

@@ -58,7 +58,8 @@ fn two_devices_join_and_leave_once_in_the_client_view() {
         json!({
             "type": "presence", "room": "r", "event": "join", "view": "client",
             "timestamp": "2024-07-13T10:13:28.496Z",
-            "id": "rollcall:1", "clientId": "alice", "data": {"dev": 1}
+            "id": "rollcall:1", "clientId": "alice", "data": {"dev": 1},
+            "epoch": 0, "seq": 1
         })
     );
     assert_eq!(client[1]["view"], "client");
@@ -132,7 +133,7 @@ fn engine_clients_and_room_counts_agree() {
             ClientInfo { client_id: "bob".into(), connections: vec![ConnectionId(3)] },
         ]
     );
-    assert_eq!(h.engine.room_counts("r"), RoomCounts { connections: 5, members: 3, clients: 2 });
+    assert_eq!(h.engine.room_counts("r"), RoomCounts { connections: 5, members: 3, clients: 2, in_grace: 0 });
     h.close(1);
     assert_eq!(
         h.engine.clients("r"),
@@ -141,10 +142,10 @@ fn engine_clients_and_room_counts_agree() {
             ClientInfo { client_id: "bob".into(), connections: vec![ConnectionId(3)] },
         ]
     );
-    assert_eq!(h.engine.room_counts("r"), RoomCounts { connections: 4, members: 2, clients: 2 });
+    assert_eq!(h.engine.room_counts("r"), RoomCounts { connections: 4, members: 2, clients: 2, in_grace: 0 });
     h.ok(2, json!({"op": "room.leave", "room": "r"}));
     assert_eq!(h.engine.clients("r").len(), 1);
-    assert_eq!(h.engine.room_counts("r"), RoomCounts { connections: 3, members: 1, clients: 1 });
+    assert_eq!(h.engine.room_counts("r"), RoomCounts { connections: 3, members: 1, clients: 1, in_grace: 0 });
 }
 
 #[test]

@@ -17,7 +17,7 @@ fn cid(n: u64) -> ConnectionId {
 #[test]
 fn room_counts_count_connections_members_and_clients() {
     let mut h = Host::default();
-    assert_eq!(h.engine.room_counts("r"), RoomCounts { connections: 0, members: 0, clients: 0 });
+    assert_eq!(h.engine.room_counts("r"), RoomCounts { connections: 0, members: 0, clients: 0, in_grace: 0 });
     h.open_as(1, "alice");
     h.open_as(2, "alice");
     h.open_as(3, "bob");
@@ -25,21 +25,21 @@ fn room_counts_count_connections_members_and_clients() {
     for id in 1..=4 {
         h.join(id, "r");
     }
-    assert_eq!(h.engine.room_counts("r"), RoomCounts { connections: 4, members: 0, clients: 0 });
+    assert_eq!(h.engine.room_counts("r"), RoomCounts { connections: 4, members: 0, clients: 0, in_grace: 0 });
     h.enter(1, "r", json!(null));
-    assert_eq!(h.engine.room_counts("r"), RoomCounts { connections: 4, members: 1, clients: 1 });
+    assert_eq!(h.engine.room_counts("r"), RoomCounts { connections: 4, members: 1, clients: 1, in_grace: 0 });
     h.enter(2, "r", json!(null));
-    assert_eq!(h.engine.room_counts("r"), RoomCounts { connections: 4, members: 2, clients: 1 });
+    assert_eq!(h.engine.room_counts("r"), RoomCounts { connections: 4, members: 2, clients: 1, in_grace: 0 });
     h.enter(3, "r", json!(null));
-    assert_eq!(h.engine.room_counts("r"), RoomCounts { connections: 4, members: 3, clients: 2 });
+    assert_eq!(h.engine.room_counts("r"), RoomCounts { connections: 4, members: 3, clients: 2, in_grace: 0 });
     h.ok(1, json!({"op": "presence.update", "room": "r", "data": 1}));
-    assert_eq!(h.engine.room_counts("r"), RoomCounts { connections: 4, members: 3, clients: 2 });
+    assert_eq!(h.engine.room_counts("r"), RoomCounts { connections: 4, members: 3, clients: 2, in_grace: 0 });
     h.ok(3, json!({"op": "presence.leave", "room": "r"}));
-    assert_eq!(h.engine.room_counts("r"), RoomCounts { connections: 4, members: 2, clients: 1 });
+    assert_eq!(h.engine.room_counts("r"), RoomCounts { connections: 4, members: 2, clients: 1, in_grace: 0 });
     // Serialised for a host's HTTP endpoint, camelCase with no member list.
     assert_eq!(
         serde_json::to_value(h.engine.room_counts("r")).unwrap(),
-        json!({"connections": 4, "members": 2, "clients": 1})
+        json!({"connections": 4, "members": 2, "clients": 1, "inGrace": 0})
     );
     assert_eq!(h.engine.room_counts("unknown"), RoomCounts::default());
 }
@@ -64,6 +64,7 @@ fn members_are_ordered_by_connection_id() {
             id: "rollcall:17".into(),
             client_id: "c17".into(),
             data: Some(r#"{"n":17}"#.into()),
+            in_grace: false,
         }
     );
     assert_eq!(

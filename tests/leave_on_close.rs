@@ -40,6 +40,19 @@ fn three_rooms() -> Host {
     h
 }
 
+/// Frames with their `epoch` and `seq` checked present and taken off (the
+/// numbering has its own tests, tests/sequence.rs).
+fn unnumbered(frames: Vec<Value>) -> Vec<Value> {
+    frames
+        .into_iter()
+        .map(|mut f| {
+            let o = f.as_object_mut().expect("a frame is an object");
+            assert!(o.remove("epoch").is_some_and(|e| e.is_u64()) && o.remove("seq").is_some_and(|s| s.is_u64()));
+            f
+        })
+        .collect()
+}
+
 fn leave(room: &str, id: &str, client_id: &str, data: Value) -> Value {
     json!({
         "type": "presence", "room": room, "event": "leave",
@@ -53,17 +66,21 @@ fn close_broadcasts_leave_for_every_presence_set() {
     let mut h = three_rooms();
     h.close(1);
     assert_eq!(
-        h.take(2),
+        unnumbered(h.take(2)),
         vec![
             leave("a", "rollcall:1", "alice", json!({"in": "a"})),
             leave("b", "rollcall:1", "alice", json!({"in": "b"}))
         ]
     );
-    assert_eq!(h.take(3), vec![leave("c", "rollcall:1", "alice", json!({"in": "c"}))]);
+    assert_eq!(unnumbered(h.take(3)), vec![leave("c", "rollcall:1", "alice", json!({"in": "c"}))]);
     for room in ["a", "b"] {
-        assert_eq!(h.engine.room_counts(room), RoomCounts { connections: 1, members: 0, clients: 0 }, "{room}");
+        assert_eq!(
+            h.engine.room_counts(room),
+            RoomCounts { connections: 1, members: 0, clients: 0, in_grace: 0 },
+            "{room}"
+        );
     }
-    assert_eq!(h.engine.room_counts("c"), RoomCounts { connections: 1, members: 1, clients: 1 });
+    assert_eq!(h.engine.room_counts("c"), RoomCounts { connections: 1, members: 1, clients: 1, in_grace: 0 });
     assert_eq!(h.engine.connection_count(), 2);
     // The host does not need to close anything: it closed the socket itself.
     assert!(h.closes.is_empty());
@@ -86,7 +103,7 @@ fn close_reports_presence_left_room_left_then_closed() {
 fn room_leave_leaves_that_room_only() {
     let mut h = three_rooms();
     h.ok(1, json!({"op": "room.leave", "room": "b"}));
-    assert_eq!(h.take(2), vec![leave("b", "rollcall:1", "alice", json!({"in": "b"}))]);
+    assert_eq!(unnumbered(h.take(2)), vec![leave("b", "rollcall:1", "alice", json!({"in": "b"}))]);
     assert!(h.take(3).is_empty());
     assert_eq!(
         h.events,
@@ -96,7 +113,7 @@ fn room_leave_leaves_that_room_only() {
         ]
     );
     assert_eq!(h.engine.room_counts("a").members, 1);
-    assert_eq!(h.engine.room_counts("b"), RoomCounts { connections: 1, members: 0, clients: 0 });
+    assert_eq!(h.engine.room_counts("b"), RoomCounts { connections: 1, members: 0, clients: 0, in_grace: 0 });
     assert_eq!(h.engine.room_counts("c").members, 2);
     // The connection lives on, outside b: presence there needs a new join.
     assert_eq!(h.engine.connection_count(), 3);
@@ -125,7 +142,7 @@ fn room_leave_when_not_joined_is_an_ack_and_changes_nothing() {
     let mut h = three_rooms();
     h.ok(2, json!({"op": "room.leave", "room": "c"}));
     assert!(h.events.is_empty());
-    assert_eq!(h.engine.room_counts("c"), RoomCounts { connections: 2, members: 2, clients: 2 });
+    assert_eq!(h.engine.room_counts("c"), RoomCounts { connections: 2, members: 2, clients: 2, in_grace: 0 });
 }
 
 #[test]
@@ -189,7 +206,7 @@ fn no_ghosts_counts_and_members_agree() {
     let names: Vec<&str> = clients.iter().map(|c| c.client_id.as_str()).collect();
     assert_eq!(names, vec!["user1", "user2"]);
     assert_eq!(clients[1].connections, vec![cid(3)]);
-    assert_eq!(h.engine.room_counts("r"), RoomCounts { connections: 2, members: 2, clients: 2 });
+    assert_eq!(h.engine.room_counts("r"), RoomCounts { connections: 2, members: 2, clients: 2, in_grace: 0 });
     assert_eq!(h.engine.connection_count(), 3);
     let got = h.ok(2, json!({"op": "presence.get", "room": "r"}));
     assert_eq!(got["members"].as_array().map(Vec::len), Some(2));

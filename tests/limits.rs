@@ -18,7 +18,8 @@ use rollcall::{
 use serde_json::{json, Value};
 
 fn host(limits: Limits) -> Host {
-    Host::new(Config { limits, ..Config::default() })
+    // Clocks here run for minutes of silence: no idle time-outs.
+    Host::new(Config { limits, idle_timeout_ms: 0, ..Config::default() })
 }
 
 /// Violations that never close (for tests about something else).
@@ -290,7 +291,7 @@ fn room_full() {
     h.join(5, "r");
     h.ok(1, json!({"op": "presence.leave", "room": "r"}));
     h.enter(3, "r", json!(3));
-    assert_eq!(h.engine.room_counts("r"), RoomCounts { connections: 5, members: 2, clients: 2 });
+    assert_eq!(h.engine.room_counts("r"), RoomCounts { connections: 5, members: 2, clients: 2, in_grace: 0 });
     // Another room has its own count.
     h.join(3, "s");
     h.enter(3, "s", json!(null));
@@ -512,7 +513,7 @@ fn persistent_abuse_closes_with_4008_and_the_room_carries_on() {
     let got = h.ok(2, json!({"op": "presence.get", "room": "r"}));
     assert_eq!(got["members"], json!([{"id": "rollcall:2", "clientId": "good", "data": {"who": "good"}}]));
     assert_eq!(h.engine.connection_count(), 1);
-    assert_eq!(h.engine.room_counts("r"), RoomCounts { connections: 1, members: 1, clients: 1 });
+    assert_eq!(h.engine.room_counts("r"), RoomCounts { connections: 1, members: 1, clients: 1, in_grace: 0 });
     assert!(h.events.contains(&HostEvent::Closed { connection: ConnectionId(1) }));
     // The engine has forgotten the abuser: its frames and the host's close are no-ops.
     h.send_raw(1, r#"{"op":"ping","ref":1}"#);

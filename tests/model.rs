@@ -7,7 +7,11 @@
 //! and wider or narrower room grants. Operations: room join/leave, presence
 //! join/update/leave/get/subscribe (filters, both views)/unsubscribe, event
 //! subscribe/unsubscribe/publish, host publish, host close, clock ticks with
-//! `handle_timeout`, and garbage frames. After every step the two must agree on:
+//! `handle_timeout`, garbage frames, lost connections (`handle_lost`, then
+//! a leave grace that ends with the clock, where frames and closes are
+//! ignored) and `resume` with the resume token of another connection
+//! (live, lost, gone, of another clientId, or none). Presence events and
+//! snapshots carry the room's `seq`. After every step the two must agree on:
 //!
 //! - every frame each connection received in that step (welcome, acks with
 //!   their snapshots, error codes, presence events in both views, messages),
@@ -68,6 +72,7 @@ const BIG: usize = DATA.len();
 const AUTH_TIMEOUT_MS: u64 = 10_000;
 const LEEWAY_MS: u64 = 30_000;
 const SECRET: &str = "model-test-secret";
+const GRACE_MS: u64 = 3_000;
 /// Generated connection ids from `LIVE` on name a live connection by rank.
 const LIVE: u64 = 100;
 /// Generated room indexes from `JOINED` on name a joined room by rank.
@@ -91,6 +96,10 @@ fn config() -> Config {
     config.limits.max_members_per_room = 3;
     config.limits.rate = RateLimit { burst: 20, per_second: 5 };
     config.limits.violations = RateLimit { burst: 5, per_second: 1 };
+    // Liveness has its own tests (tests/liveness.rs); grace and resume are here.
+    config.idle_timeout_ms = 0;
+    config.leave_grace_ms = GRACE_MS;
+    config.resume_secret = Some("model-resume-key".into());
     config
 }
 
@@ -191,6 +200,8 @@ enum Req {
     Subscribe(usize, usize),
     Unsubscribe(usize, usize),
     Publish(usize, usize, Option<usize>),
+    /// `resume` with the resume token last welcomed on that connection id.
+    Resume(u64),
 }
 
 #[derive(Debug, Clone)]
@@ -201,6 +212,8 @@ enum Op {
     Frame(u64, Req),
     Garbage(u64, Vec<u8>),
     HostPublish(usize, usize, Option<usize>),
+    /// The host's `handle_lost`.
+    Lost(u64),
 }
 
 fn view_name(v: ViewK) -> &'static str {
@@ -227,6 +240,8 @@ fn frame_text(reference: u64, req: &Req, now: u64) -> String {
     };
     let op = match req {
         Req::Ping => "ping",
+        // The step builds it: the token is the harness's.
+        Req::Resume(_) => "resume",
         Req::Auth(spec) => {
             let token = spec.map_or("not.a.jwt".to_string(), |t| t.sign(now));
             set(&mut m, "token", json!(token));
@@ -442,6 +457,8 @@ fn op() -> impl Strategy<Value = Op> {
         4 => tick().prop_map(Op::Tick),
         44 => (conn_id(), req()).prop_map(|(c, r)| Op::Frame(c, r)),
         3 => (conn_id(), garbage()).prop_map(|(c, g)| Op::Garbage(c, g)),
+        3 => conn_id().prop_map(Op::Lost),
+        4 => (conn_id(), conn_id()).prop_map(|(c, t)| Op::Frame(c, Req::Resume(t))),
         2 => (fixed_room(), 0..2usize, data()).prop_map(|(r, e, d)| Op::HostPublish(r, e, d)),
     ]
 }
@@ -521,6 +538,10 @@ struct Actions {
 
 #[derive(Debug)]
 struct MConn {
+    /// Its member id: its own, or the one it resumed.
+    pid: String,
+    /// Lost: in grace until then.
+    lost_until: Option<u64>,
     client_id: Option<String>,
     ready: bool,
     limited: bool,
@@ -556,6 +577,7 @@ struct MRoom {
     members: BTreeMap<u64, (String, Option<String>)>,
     psubs: BTreeMap<u64, MSub>,
     esubs: BTreeMap<String, BTreeSet<u64>>,
+    seq: u64,
 }
 
 impl MRoom {
@@ -563,21 +585,35 @@ impl MRoom {
         self.members.values().any(|(c, _)| c == client)
     }
 
-    fn member_frame(conn: u64, client: &str, data: &Option<String>) -> Value {
-        json!({"id": presence_id(conn), "clientId": client, "data": data_value(data)})
+    fn member_frame(c: &MConn, client: &str, data: &Option<String>) -> Value {
+        let mut frame = json!({"id": c.pid, "clientId": client, "data": data_value(data)});
+        if c.lost_until.is_some() {
+            frame["inGrace"] = json!(true);
+        }
+        frame
     }
 
-    fn snapshot(&self, view: ViewK) -> Value {
+    fn snapshot(&self, view: ViewK, conns: &BTreeMap<u64, MConn>) -> Value {
+        let mut body = self.members_body(view, conns);
+        body["epoch"] = json!(0);
+        body["seq"] = json!(self.seq);
+        body
+    }
+
+    fn members_body(&self, view: ViewK, conns: &BTreeMap<u64, MConn>) -> Value {
         match view {
             ViewK::Connection => {
-                let members: Vec<Value> =
-                    self.members.iter().map(|(c, (client, data))| Self::member_frame(*c, client, data)).collect();
+                let members: Vec<Value> = self
+                    .members
+                    .iter()
+                    .map(|(c, (client, data))| Self::member_frame(&conns[c], client, data))
+                    .collect();
                 json!({ "members": members })
             }
             ViewK::Client => {
                 let mut by_client: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
                 for (c, (client, data)) in &self.members {
-                    by_client.entry(client).or_default().push(Self::member_frame(*c, client, data));
+                    by_client.entry(client).or_default().push(Self::member_frame(&conns[c], client, data));
                 }
                 let clients: Vec<Value> = by_client
                     .into_iter()
@@ -606,7 +642,10 @@ fn stored(text: Option<String>) -> Option<String> {
 }
 
 fn is_violation(code: &str) -> bool {
-    !matches!(code, "ROOM_FULL" | "TOKEN_INVALID" | "SUBJECT_MISMATCH" | "FORBIDDEN" | "ROOM_NOT_JOINED")
+    !matches!(
+        code,
+        "ROOM_FULL" | "TOKEN_INVALID" | "SUBJECT_MISMATCH" | "FORBIDDEN" | "ROOM_NOT_JOINED" | "RESUME_FAILED"
+    )
 }
 
 struct Model {
@@ -707,7 +746,11 @@ impl Model {
     /// A presence change, to every subscriber whose view and filter take it.
     fn emit(&mut self, room: &str, conn: u64, client: &str, data: &Option<String>, kind: usize, client_edge: bool) {
         let timestamp = iso8601(self.now);
-        let subs: Vec<(u64, MSub)> = self.rooms[room].psubs.iter().map(|(c, s)| (*c, *s)).collect();
+        let rm = self.rooms.get_mut(room).unwrap();
+        rm.seq += 1;
+        let seq = rm.seq;
+        let subs: Vec<(u64, MSub)> = rm.psubs.iter().map(|(c, s)| (*c, *s)).collect();
+        let pid = self.conns[&conn].pid.clone();
         for (view, applies) in [(ViewK::Connection, true), (ViewK::Client, client_edge)] {
             if !applies {
                 continue;
@@ -718,7 +761,7 @@ impl Model {
                 }
                 let mut frame = json!({
                     "type": "presence", "room": room, "event": KINDS[kind], "timestamp": timestamp,
-                    "id": presence_id(conn), "clientId": client, "data": data_value(data),
+                    "id": pid, "clientId": client, "data": data_value(data), "epoch": 0, "seq": seq,
                 });
                 if view == ViewK::Client {
                     frame["view"] = json!("client");
@@ -737,6 +780,8 @@ impl Model {
         }
         let now = self.now;
         let mut c = MConn {
+            pid: presence_id(conn),
+            lost_until: None,
             client_id: None,
             ready: true,
             limited: false,
@@ -779,7 +824,7 @@ impl Model {
             self.push(
                 conn,
                 json!({"type": "welcome", "protocol": rollcall::protocol::VERSION, "id": presence_id(conn),
-                       "clientId": client_id, "expiresAt": expires_at}),
+                       "clientId": client_id, "expiresAt": expires_at, "epoch": 0}),
             );
         }
         if !self.conns[&conn].ready && !matches!(kind, OpenKind::Pending) {
@@ -800,7 +845,7 @@ impl Model {
         self.push(
             conn,
             json!({"type": "welcome", "protocol": rollcall::protocol::VERSION, "id": presence_id(conn),
-                   "clientId": client_id, "expiresAt": expires_at}),
+                   "clientId": client_id, "expiresAt": expires_at, "epoch": 0}),
         );
         let mut body = json!({"expiresAt": expires_at});
         if let Some(id) = client_id {
@@ -834,14 +879,93 @@ impl Model {
         }
     }
 
+    /// Time passes: graces end and deadlines pass, earliest first (at the
+    /// same time a grace first, then by connection).
     fn tick(&mut self, dt: u64) {
         self.now += dt;
-        let mut due: Vec<(u64, u64)> =
-            self.conns.iter().filter_map(|(id, c)| c.deadline.filter(|d| *d <= self.now).map(|d| (d, *id))).collect();
+        let now = self.now;
+        let mut due: Vec<(u64, u8, u64)> = Vec::new();
+        for (id, c) in &self.conns {
+            due.extend(c.lost_until.filter(|d| *d <= now).map(|d| (d, 0, *id)));
+            due.extend(c.deadline.filter(|d| *d <= now).map(|d| (d, 2, *id)));
+        }
         due.sort();
-        for (_, conn) in due {
-            let code = if self.conns[&conn].ready { 4002 } else { 4003 };
-            self.close(conn, code);
+        for (_, which, conn) in due {
+            let Some(c) = self.conns.get(&conn) else { continue };
+            if which == 0 {
+                self.remove_connection(conn);
+            } else {
+                let code = if c.ready { 4002 } else { 4003 };
+                self.close(conn, code);
+            }
+        }
+    }
+
+    fn lost(&self, conn: u64) -> bool {
+        self.conns.get(&conn).is_some_and(|c| c.lost_until.is_some())
+    }
+
+    /// `handle_lost`: grace for an authenticated connection, else gone.
+    fn lose(&mut self, conn: u64) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        if c.lost_until.is_some() {
+            return;
+        }
+        if !c.ready {
+            return self.remove_connection(conn);
+        }
+        c.lost_until = Some(self.now + GRACE_MS);
+    }
+
+    /// `resume` by `conn` with the token of `target`'s last welcome.
+    fn resume(&mut self, conn: u64, r: u64, target: u64) {
+        let c = &self.conns[&conn];
+        let valid = self.conns.get(&target).filter(|t| {
+            t.ready && target != conn && c.rooms.is_empty() && c.client_id.is_some() && t.client_id == c.client_id
+        });
+        if valid.is_none() {
+            return self.reject(conn, json!(r), "RESUME_FAILED");
+        }
+        let t = self.conns.remove(&target).unwrap();
+        if t.lost_until.is_none() {
+            self.closes.push((target, 4011));
+        }
+        for room in &t.rooms {
+            let rm = self.rooms.get_mut(room).unwrap();
+            rm.joined.remove(&target);
+            rm.joined.insert(conn);
+            if let Some(member) = rm.members.remove(&target) {
+                rm.members.insert(conn, member);
+            }
+            if let Some(sub) = rm.psubs.remove(&target) {
+                rm.psubs.insert(conn, sub);
+            }
+            for subs in rm.esubs.values_mut() {
+                if subs.remove(&target) {
+                    subs.insert(conn);
+                }
+            }
+        }
+        let c = self.conns.get_mut(&conn).unwrap();
+        c.pid = t.pid.clone();
+        c.rooms = t.rooms;
+        let rooms: Vec<String> = c.rooms.iter().cloned().collect();
+        for room in &rooms {
+            let actions = self.conns[&conn].actions(room);
+            if !actions.subscribe {
+                self.leave_room(conn, room);
+            } else if !actions.presence {
+                self.remove_presence(conn, room);
+            }
+        }
+        self.ack(conn, r, "resume", json!({"id": t.pid, "epoch": 0}));
+        for room in rooms {
+            let Some(rm) = self.rooms.get(&room) else { continue };
+            let Some(sub) = rm.psubs.get(&conn) else { continue };
+            let mut frame = rm.snapshot(sub.view, &self.conns);
+            frame["type"] = json!("resync");
+            frame["room"] = json!(room);
+            self.push(conn, frame);
         }
     }
 
@@ -858,7 +982,7 @@ impl Model {
 
     fn garbage(&mut self, conn: u64, rejection: (Value, &str)) {
         let (limit, now) = (self.limits.rate, self.now);
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn).filter(|c| c.lost_until.is_none()) else { return };
         if !c.rate.take(limit, now) {
             return self.reject(conn, Value::Null, "RATE_LIMITED");
         }
@@ -867,7 +991,7 @@ impl Model {
 
     fn frame(&mut self, conn: u64, r: u64, req: &Req) {
         let (limit, now) = (self.limits.rate, self.now);
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn).filter(|c| c.lost_until.is_none()) else { return };
         if !c.rate.take(limit, now) {
             return self.reject(conn, Value::Null, "RATE_LIMITED");
         }
@@ -878,6 +1002,7 @@ impl Model {
         let joined = |m: &Model, room: usize| m.conns[&conn].rooms.contains(ROOMS[room]);
         match req {
             Req::Ping => self.ack(conn, r, "ping", json!({})),
+            Req::Resume(target) => self.resume(conn, r, *target),
             Req::Auth(spec) => {
                 let valid = (*spec).filter(|t| now < t.expires_at(now));
                 match (ready, valid) {
@@ -951,7 +1076,7 @@ impl Model {
                 if !joined(self, *i) {
                     return self.reject(conn, json!(r), "ROOM_NOT_JOINED");
                 }
-                let body = self.rooms[ROOMS[*i]].snapshot(v.unwrap_or(ViewK::Connection));
+                let body = self.rooms[ROOMS[*i]].snapshot(v.unwrap_or(ViewK::Connection), &self.conns);
                 self.ack(conn, r, "presence.get", body);
             }
             Req::PresenceSubscribe(i, events, v) => {
@@ -966,7 +1091,7 @@ impl Model {
                 let view = v.unwrap_or(ViewK::Connection);
                 let rm = self.rooms.get_mut(room).unwrap();
                 rm.psubs.insert(conn, MSub { mask: mask_of(events), view });
-                let body = rm.snapshot(view);
+                let body = self.rooms[room].snapshot(view, &self.conns);
                 self.ack(conn, r, "presence.subscribe", body);
             }
             Req::PresenceUnsubscribe(i) => {
@@ -1052,14 +1177,18 @@ struct Harness {
     live: BTreeSet<u64>,
     recon: BTreeMap<(u64, String), Recon>,
     next_ref: u64,
+    /// The resume token of each connection id's last welcome.
+    tokens: BTreeMap<u64, String>,
 }
 
 type Frames = BTreeMap<u64, Vec<Value>>;
 
+/// Error messages and resume tokens (checked in tests/resume.rs) are not modelled.
 fn normalize(mut v: Value) -> Value {
     if v["type"] == "error" {
         v.as_object_mut().unwrap().remove("message");
     }
+    v.as_object_mut().unwrap().remove("resumeToken");
     v
 }
 
@@ -1074,6 +1203,11 @@ impl Harness {
                     prop_assert!(!t.to.is_empty(), "send to nobody: {}", v);
                     for c in t.to {
                         prop_assert!(self.live.contains(&c.0), "frame {} sent to closed connection {}", v, c.0);
+                        if v["type"] == "welcome" {
+                            let token = v["resumeToken"].as_str();
+                            prop_assert!(token.is_some_and(|t| t.len() == 64), "a welcome without a token: {}", v);
+                            self.tokens.insert(c.0, token.unwrap_or_default().to_string());
+                        }
                         got.entry(c.0).or_default().push(normalize(v.clone()));
                     }
                 }
@@ -1121,6 +1255,7 @@ impl Req {
             Req::Subscribe(r, e) => Req::Subscribe(f(r), e),
             Req::Unsubscribe(r, e) => Req::Unsubscribe(f(r), e),
             Req::Publish(r, e, d) => Req::Publish(f(r), e, d),
+            Req::Resume(t) => Req::Resume(t),
         }
     }
 }
@@ -1141,6 +1276,7 @@ fn resolve(op: &Op, m: &Model) -> Op {
     };
     match op {
         Op::Close(c) => Op::Close(conn(*c)),
+        Op::Lost(c) => Op::Lost(conn(*c)),
         Op::Garbage(c, bytes) => Op::Garbage(conn(*c), bytes.clone()),
         Op::Frame(c, req) => {
             let c = conn(*c);
@@ -1153,6 +1289,9 @@ fn resolve(op: &Op, m: &Model) -> Op {
                 _ if joined.is_empty() => 0,
                 r => joined[(r - JOINED) % joined.len()],
             });
+            if let Req::Resume(t) = &mut req {
+                *t = conn(*t);
+            }
             if let Req::Auth(Some(t)) = &mut req {
                 if t.sub == Sub::Same {
                     let own = m.conns.get(&c).and_then(|mc| mc.client_id.as_deref());
@@ -1186,9 +1325,16 @@ fn step_resolved(h: &mut Harness, m: &mut Model, op: &Op) -> Result<(), TestCase
             }
         }
         Op::Close(c) => {
-            m.remove_connection(*c);
-            h.live.remove(c);
+            // A lost connection's socket is already gone: its grace runs on.
+            if !m.lost(*c) {
+                m.remove_connection(*c);
+                h.live.remove(c);
+            }
             h.engine.handle_close(ConnectionId(*c), h.now);
+        }
+        Op::Lost(c) => {
+            m.lose(*c);
+            h.engine.handle_lost(ConnectionId(*c), h.now);
         }
         Op::Tick(dt) => {
             m.tick(*dt);
@@ -1202,7 +1348,14 @@ fn step_resolved(h: &mut Harness, m: &mut Model, op: &Op) -> Result<(), TestCase
             if let Req::PresenceSubscribe(i, events, _) = req {
                 subscribed = Some((*c, ROOMS[*i].to_string(), mask_of(events)));
             }
-            h.engine.handle_frame(ConnectionId(*c), frame_text(r, req, h.now).as_bytes(), h.now);
+            let text = match req {
+                Req::Resume(t) => {
+                    let token = h.tokens.get(t).map_or("none", String::as_str);
+                    json!({"op": "resume", "ref": r, "token": token}).to_string()
+                }
+                _ => frame_text(r, req, h.now),
+            };
+            h.engine.handle_frame(ConnectionId(*c), text.as_bytes(), h.now);
         }
         Op::Garbage(c, bytes) => {
             let expected = match request::parse(bytes, &m.limits) {
@@ -1237,7 +1390,7 @@ fn step_resolved(h: &mut Harness, m: &mut Model, op: &Op) -> Result<(), TestCase
     // Host queries.
     prop_assert_eq!(h.engine.connection_count(), m.conns.len(), "connection_count");
     prop_assert_eq!(h.engine.room_names(), m.rooms.keys().cloned().collect::<Vec<_>>(), "room_names");
-    let deadline = m.conns.values().filter_map(|c| c.deadline).min();
+    let deadline = m.conns.values().flat_map(|c| [c.deadline, c.lost_until]).flatten().min();
     prop_assert_eq!(h.engine.poll_timeout(), deadline, "poll_timeout");
     for room in ROOMS {
         let rm = m.rooms.get(room);
@@ -1246,9 +1399,10 @@ fn step_resolved(h: &mut Harness, m: &mut Model, op: &Op) -> Result<(), TestCase
                 .iter()
                 .map(|(c, (client, data))| MemberInfo {
                     connection: ConnectionId(*c),
-                    id: presence_id(*c),
+                    id: m.conns[c].pid.clone(),
                     client_id: client.clone(),
                     data: data.clone(),
+                    in_grace: m.lost(*c),
                 })
                 .collect()
         });
@@ -1264,6 +1418,7 @@ fn step_resolved(h: &mut Harness, m: &mut Model, op: &Op) -> Result<(), TestCase
             connections: rm.map_or(0, |r| r.joined.len()),
             members: rm.map_or(0, |r| r.members.len()),
             clients: clients.len(),
+            in_grace: rm.map_or(0, |r| r.members.keys().filter(|c| m.lost(**c)).count()),
         };
         prop_assert_eq!(h.engine.room_counts(room), counts, "room_counts of {}", room);
     }
@@ -1276,6 +1431,13 @@ fn step_resolved(h: &mut Harness, m: &mut Model, op: &Op) -> Result<(), TestCase
                 prop_assert_eq!(sc, *c);
                 h.recon.remove(&(*c, room.clone()));
                 if mask == ALL_KINDS {
+                    h.recon.insert((*c, room), recon_from_snapshot(f));
+                }
+            } else if f["type"] == "resync" {
+                // A resumed connection's fresh picture, for its resumed subscription.
+                let room = f["room"].as_str().unwrap().to_string();
+                h.recon.remove(&(*c, room.clone()));
+                if m.rooms.get(&room).and_then(|rm| rm.psubs.get(c)).is_some_and(|s| s.mask == ALL_KINDS) {
                     h.recon.insert((*c, room), recon_from_snapshot(f));
                 }
             } else if f["type"] == "presence" {
@@ -1375,14 +1537,16 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
         live: BTreeSet::new(),
         recon: BTreeMap::new(),
         next_ref: 0,
+        tokens: BTreeMap::new(),
     };
     for (i, op) in ops.iter().enumerate() {
         step(&mut h, &mut model, op).map_err(|e| TestCaseError::fail(format!("step {i} ({op:?}): {e}")))?;
     }
-    // Closing everything empties every room and the engine.
+    // Closing everything, and waiting out the graces, empties every room and the engine.
     for c in 1..=CONNS {
         step(&mut h, &mut model, &Op::Close(c)).map_err(|e| TestCaseError::fail(format!("final close: {e}")))?;
     }
+    step(&mut h, &mut model, &Op::Tick(GRACE_MS)).map_err(|e| TestCaseError::fail(format!("final grace: {e}")))?;
     prop_assert_eq!(h.engine.connection_count(), 0);
     prop_assert!(h.engine.room_names().is_empty());
     prop_assert_eq!(h.engine.poll_timeout(), None);
@@ -1434,6 +1598,24 @@ fn scripted_sequence_agrees_with_the_model() {
         Op::Open(5, Pending),
         Op::Frame(5, Req::RoomJoin(0)),
         Op::Open(6, BadToken),
+        // Lost, then resumed by another connection of the same clientId.
+        Op::Frame(1, Req::RoomJoin(0)),
+        Op::Frame(1, Req::PresenceJoin(0, Some(1))),
+        Op::Frame(1, Req::PresenceSubscribe(0, None, None)),
+        Op::Lost(1),
+        Op::Frame(1, Req::Ping),
+        Op::Close(1),
+        Op::Frame(3, Req::PresenceUpdate(0, Some(2))),
+        Op::Open(2, Client { client: 0, expires_in: None, limited: true }),
+        Op::Frame(2, Req::Resume(3)),
+        Op::Frame(2, Req::Resume(1)),
+        Op::Frame(2, Req::Resume(1)),
+        Op::Frame(2, Req::PresenceUpdate(0, Some(3))),
+        // A live connection resumed (4011), and a grace that runs out.
+        Op::Open(1, Client { client: 2, expires_in: None, limited: false }),
+        Op::Frame(1, Req::Resume(4)),
+        Op::Lost(3),
+        Op::Tick(GRACE_MS),
         Op::Tick(10_000),
     ];
     if let Err(e) = run(&ops) {

@@ -114,8 +114,15 @@ fn config() -> Config {
     // Compiled patterns and claims are shared through bounded caches: a
     // small one starts over often, so equal claims stop sharing one Arc.
     config.limits.pattern_cache_size = 4;
+    // A lost provider keeps its objects connected through its grace, and a
+    // resume hands its role over (liveness has its own tests).
+    config.idle_timeout_ms = 0;
+    config.leave_grace_ms = GRACE_MS;
+    config.resume_secret = Some("model-resume-key".into());
     config
 }
+
+const GRACE_MS: u64 = 3_000;
 
 // ---- claims ------------------------------------------------------------
 
@@ -312,13 +319,15 @@ enum Req {
     RealmUnsub(usize, usize, Option<usize>),
     /// realm, PUB_EVENTS index, id, data
     Publish(usize, usize, Option<usize>, Option<usize>),
+    /// `resume` with the resume token last welcomed on that connection id.
+    Resume(u64),
 }
 
 impl Req {
     /// A realm `*`, or `*` published as an event name.
     fn refused_by_parser(&self) -> bool {
         match self {
-            Req::Auth(_) => false,
+            Req::Auth(_) | Req::Resume(_) => false,
             Req::Publish(r, e, ..) => REALMS[*r] == "*" || PUB_EVENTS[*e] == "*",
             Req::Create(r, ..)
             | Req::Update(r, ..)
@@ -339,9 +348,12 @@ enum Op {
     Close(u64),
     Tick(u64),
     Frame(u64, Req),
+    /// The host's `handle_lost`.
+    Lost(u64),
 }
 
 fn frame_text(reference: u64, req: &Req, now: u64) -> String {
+    // The step builds `resume` frames: the token is the harness's.
     let mut m = serde_json::Map::new();
     m.insert("ref".into(), json!(reference));
     let mut data = None;
@@ -350,6 +362,7 @@ fn frame_text(reference: u64, req: &Req, now: u64) -> String {
     };
     let pat = |p: &Option<usize>| p.map(|p| json!(PATTERNS[p]));
     let op = match req {
+        Req::Resume(_) => "resume",
         Req::Auth(spec) => {
             set("token", json!(spec.map_or("not.a.jwt".to_string(), |t| t.sign(now))));
             "auth"
@@ -512,6 +525,8 @@ fn op() -> impl Strategy<Value = Op> {
         3 => conn_id().prop_map(Op::Close),
         3 => tick().prop_map(Op::Tick),
         50 => (conn_id(), req()).prop_map(|(c, r)| Op::Frame(c, r)),
+        3 => conn_id().prop_map(Op::Lost),
+        4 => (conn_id(), conn_id()).prop_map(|(c, t)| Op::Frame(c, Req::Resume(t))),
     ]
 }
 
@@ -576,6 +591,10 @@ type SubKey = (String, Option<String>, String);
 
 #[derive(Debug)]
 struct MConn {
+    /// Its id in `from`: its own, or the one it resumed.
+    pid: String,
+    /// Lost: in grace until then.
+    lost_until: Option<u64>,
     client_id: Option<String>,
     ready: bool,
     per: Vec<PerEntry>,
@@ -619,6 +638,7 @@ fn is_violation(code: &str) -> bool {
             | "OBJECT_NOT_FOUND"
             | "REALM_FULL"
             | "TOO_MANY_REALMS"
+            | "RESUME_FAILED"
     )
 }
 
@@ -818,7 +838,7 @@ impl Model {
         self.push(
             conn,
             json!({"type": "welcome", "protocol": rollcall::protocol::VERSION, "id": presence_id(conn),
-                   "clientId": client_id, "expiresAt": expires_at}),
+                   "clientId": client_id, "expiresAt": expires_at, "epoch": 0}),
         );
     }
 
@@ -831,6 +851,8 @@ impl Model {
         }
         let now = self.now;
         let mut c = MConn {
+            pid: presence_id(conn),
+            lost_until: None,
             client_id: None,
             ready: false,
             per: Vec::new(),
@@ -857,15 +879,64 @@ impl Model {
         true
     }
 
+    /// Time passes: graces end and deadlines pass, earliest first (at the
+    /// same time a grace first, then by connection).
     fn tick(&mut self, dt: u64) {
         self.now += dt;
-        let mut due: Vec<(u64, u64)> =
-            self.conns.iter().filter_map(|(id, c)| c.deadline.filter(|d| *d <= self.now).map(|d| (d, *id))).collect();
-        due.sort();
-        for (_, conn) in due {
-            let code = if self.conns[&conn].ready { 4002 } else { 4003 };
-            self.close(conn, code);
+        let now = self.now;
+        let mut due: Vec<(u64, u8, u64)> = Vec::new();
+        for (id, c) in &self.conns {
+            due.extend(c.lost_until.filter(|d| *d <= now).map(|d| (d, 0, *id)));
+            due.extend(c.deadline.filter(|d| *d <= now).map(|d| (d, 2, *id)));
         }
+        due.sort();
+        for (_, which, conn) in due {
+            let Some(c) = self.conns.get(&conn) else { continue };
+            if which == 0 {
+                self.remove_connection(conn);
+            } else {
+                let code = if c.ready { 4002 } else { 4003 };
+                self.close(conn, code);
+            }
+        }
+    }
+
+    fn lost(&self, conn: u64) -> bool {
+        self.conns.get(&conn).is_some_and(|c| c.lost_until.is_some())
+    }
+
+    /// `handle_lost`: grace for an authenticated connection, else gone.
+    fn lose(&mut self, conn: u64) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        if c.lost_until.is_some() {
+            return;
+        }
+        if !c.ready {
+            return self.remove_connection(conn);
+        }
+        c.lost_until = Some(self.now + GRACE_MS);
+    }
+
+    /// `resume` by `conn` with the token of `target`'s last welcome: its
+    /// provider role goes (the resuming one's own stays), its
+    /// subscriptions and id come along.
+    fn resume(&mut self, conn: u64, r: u64, target: u64) {
+        let c = &self.conns[&conn];
+        let valid = self.conns.get(&target).filter(|t| {
+            t.ready && target != conn && c.subs.is_empty() && c.client_id.is_some() && t.client_id == c.client_id
+        });
+        if valid.is_none() {
+            return self.reject(conn, json!(r), "RESUME_FAILED");
+        }
+        if !self.lost(target) {
+            self.closes.push((target, 4011));
+        }
+        self.set_dpv(target, Vec::new());
+        let t = self.conns.remove(&target).unwrap();
+        let c = self.conns.get_mut(&conn).unwrap();
+        c.pid = t.pid.clone();
+        c.subs = t.subs;
+        self.ack(conn, r, "resume", json!({"id": t.pid, "epoch": 0}));
     }
 
     fn auth(&mut self, conn: u64, r: u64, spec: &Option<TokenSpec>) {
@@ -920,7 +991,7 @@ impl Model {
 
     fn frame(&mut self, conn: u64, r: u64, req: &Req) {
         let (limit, now) = (self.limits.rate, self.now);
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn).filter(|c| c.lost_until.is_none()) else { return };
         if !c.rate.take(limit, now) {
             return self.reject(conn, Value::Null, "RATE_LIMITED");
         }
@@ -934,6 +1005,7 @@ impl Model {
         let pattern = |p: &Option<usize>| p.map_or("**", |p| PATTERNS[p]).to_string();
         match req {
             Req::Auth(spec) => self.auth(conn, r, spec),
+            Req::Resume(target) => self.resume(conn, r, *target),
             Req::Create(ri, ii, d) | Req::Update(ri, ii, d) => {
                 let (realm, id) = (REALMS[*ri], IDS[*ii]);
                 let create = matches!(req, Req::Create(..));
@@ -1032,7 +1104,7 @@ impl Model {
                 }
                 let to = self.event_readers(realm, event, id);
                 self.ack(conn, r, "realm.publish", json!({"recipients": to.len()}));
-                let from = json!({"id": presence_id(conn), "clientId": self.conns[&conn].client_id});
+                let from = json!({"id": self.conns[&conn].pid, "clientId": self.conns[&conn].client_id});
                 let frame = json!({"type": "event", "realm": realm, "event": event,
                                    "timestamp": iso8601(self.now), "id": id, "from": from,
                                    "data": data_value(&stored(d.map(data_text)))});
@@ -1052,6 +1124,8 @@ struct Harness {
     /// Connections the engine may send to: opened, and not closed since.
     live: BTreeSet<u64>,
     next_ref: u64,
+    /// The resume token of each connection id's last welcome.
+    tokens: BTreeMap<u64, String>,
 }
 
 type Frames = BTreeMap<u64, Vec<Value>>;
@@ -1060,6 +1134,8 @@ fn normalize(mut v: Value) -> Value {
     if v["type"] == "error" {
         v.as_object_mut().unwrap().remove("message");
     }
+    // Resume tokens are checked in tests/resume.rs.
+    v.as_object_mut().unwrap().remove("resumeToken");
     v
 }
 
@@ -1082,6 +1158,11 @@ impl Harness {
                     prop_assert_eq!(distinct.len(), t.to.len(), "a recipient named twice: {:?}", t.to);
                     for c in t.to {
                         prop_assert!(self.live.contains(&c.0), "frame {} sent to closed connection {}", v, c.0);
+                        if let Some(token) = v["resumeToken"].as_str() {
+                            if v["type"] == "welcome" {
+                                self.tokens.insert(c.0, token.to_string());
+                            }
+                        }
                         got.entry(c.0).or_default().push(normalize(v.clone()));
                     }
                 }
@@ -1131,9 +1212,13 @@ fn resolve(op: &Op, m: &Model) -> Op {
     };
     match op {
         Op::Close(c) => Op::Close(conn(*c)),
+        Op::Lost(c) => Op::Lost(conn(*c)),
         Op::Frame(c, req) => {
             let c = conn(*c);
             let mut req = req.clone();
+            if let Req::Resume(t) = &mut req {
+                *t = conn(*t);
+            }
             if let Req::Auth(Some(t)) = &mut req {
                 if t.sub == Sub::Same {
                     let own = m.conns.get(&c).and_then(|mc| mc.client_id.as_deref());
@@ -1173,9 +1258,16 @@ fn step_resolved(h: &mut Harness, m: &mut Model, op: &Op) -> Result<(), TestCase
             }
         }
         Op::Close(c) => {
-            m.remove_connection(*c);
-            h.live.remove(c);
+            // A lost connection's socket is already gone: its grace runs on.
+            if !m.lost(*c) {
+                m.remove_connection(*c);
+                h.live.remove(c);
+            }
             h.engine.handle_close(ConnectionId(*c), h.now);
+        }
+        Op::Lost(c) => {
+            m.lose(*c);
+            h.engine.handle_lost(ConnectionId(*c), h.now);
         }
         Op::Tick(dt) => {
             m.tick(*dt);
@@ -1186,7 +1278,14 @@ fn step_resolved(h: &mut Harness, m: &mut Model, op: &Op) -> Result<(), TestCase
             h.next_ref += 1;
             let r = h.next_ref;
             m.frame(*c, r, req);
-            h.engine.handle_frame(ConnectionId(*c), frame_text(r, req, h.now).as_bytes(), h.now);
+            let text = match req {
+                Req::Resume(t) => {
+                    let token = h.tokens.get(t).map_or("none", String::as_str);
+                    json!({"op": "resume", "ref": r, "token": token}).to_string()
+                }
+                _ => frame_text(r, req, h.now),
+            };
+            h.engine.handle_frame(ConnectionId(*c), text.as_bytes(), h.now);
         }
     }
     h.drain(&mut got, &mut closes, &mut events)?;
@@ -1200,7 +1299,7 @@ fn step_resolved(h: &mut Harness, m: &mut Model, op: &Op) -> Result<(), TestCase
     prop_assert_eq!(&events, &m.events, "ObjectStatusChanged host events");
 
     prop_assert_eq!(h.engine.connection_count(), m.conns.len(), "connection_count");
-    let deadline = m.conns.values().filter_map(|c| c.deadline).min();
+    let deadline = m.conns.values().flat_map(|c| [c.deadline, c.lost_until]).flatten().min();
     prop_assert_eq!(h.engine.poll_timeout(), deadline, "poll_timeout");
     prop_assert_eq!(h.engine.realm_names(), m.realm_names(), "realm_names");
     for realm in REALMS {
@@ -1226,8 +1325,13 @@ fn step_resolved(h: &mut Harness, m: &mut Model, op: &Op) -> Result<(), TestCase
 fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     let config = config();
     let mut model = Model::new(config.limits.clone());
-    let mut h =
-        Harness { engine: Engine::new(config).expect("valid config"), now: T0, live: BTreeSet::new(), next_ref: 0 };
+    let mut h = Harness {
+        engine: Engine::new(config).expect("valid config"),
+        now: T0,
+        live: BTreeSet::new(),
+        next_ref: 0,
+        tokens: BTreeMap::new(),
+    };
     for (i, op) in ops.iter().enumerate() {
         step(&mut h, &mut model, op).map_err(|e| TestCaseError::fail(format!("step {i} ({op:?}): {e}")))?;
     }
@@ -1236,6 +1340,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     for c in 1..=CONNS {
         step(&mut h, &mut model, &Op::Close(c)).map_err(|e| TestCaseError::fail(format!("final close: {e}")))?;
     }
+    step(&mut h, &mut model, &Op::Tick(GRACE_MS)).map_err(|e| TestCaseError::fail(format!("final grace: {e}")))?;
     prop_assert_eq!(h.engine.connection_count(), 0);
     prop_assert_eq!(h.engine.poll_timeout(), None);
     for realm in REALMS {
@@ -1315,6 +1420,19 @@ fn scripted_sequence_agrees_with_the_object_model() {
         Op::Tick(40_000),
         Op::Frame(1, Req::List(0, Some(6))),
         Op::Frame(1, Req::Create(0, 0, None)),
+        // A provider lost: connected through its grace; resumed by a new
+        // connection of the same clientId that provides less; then one
+        // lost for good.
+        Op::Open(4, ident(0, PerK::Nothing, DpvK::All)),
+        Op::Frame(4, Req::RealmSub(0, 0, None)),
+        Op::Lost(4),
+        Op::Frame(4, Req::Get(0, 1)),
+        Op::Tick(1000),
+        Op::Open(6, ident(0, PerK::ReadAll, DpvK::Y)),
+        Op::Frame(6, Req::Resume(4)),
+        Op::Frame(6, Req::Publish(0, 0, Some(0), Some(3))),
+        Op::Lost(6),
+        Op::Tick(GRACE_MS),
     ];
     if let Err(e) = run(&ops) {
         panic!("{e}");

@@ -25,7 +25,8 @@ fn join_is_broadcast_with_the_seed_shape() {
         vec![json!({
             "type": "presence", "room": "myRoom", "event": "join",
             "timestamp": "2024-07-13T10:13:28.496Z",
-            "id": "rollcall:1", "clientId": "alice", "data": {"username": "Bob"}
+            "id": "rollcall:1", "clientId": "alice", "data": {"username": "Bob"},
+            "epoch": 0, "seq": 1
         })]
     );
     let _ = T0;
@@ -104,7 +105,8 @@ fn leave_broadcasts_leave_and_removes_the_member() {
         vec![json!({
             "type": "presence", "room": "r", "event": "leave",
             "timestamp": "2024-07-13T10:13:29.496Z",
-            "id": "rollcall:1", "clientId": "alice", "data": {"n": 1}
+            "id": "rollcall:1", "clientId": "alice", "data": {"n": 1},
+            "epoch": 0, "seq": 3
         })]
     );
     assert_eq!(h.engine.room_counts("r").members, 1);
@@ -174,7 +176,7 @@ fn presence_before_room_join_is_room_not_joined() {
     for op in ["presence.join", "presence.update", "presence.leave", "presence.get", "presence.subscribe"] {
         assert_eq!(h.err(1, json!({"op": op, "room": "r", "data": {}})), "ROOM_NOT_JOINED", "{op}");
     }
-    assert_eq!(h.engine.room_counts("r"), rollcall::RoomCounts { connections: 1, members: 0, clients: 0 });
+    assert_eq!(h.engine.room_counts("r"), rollcall::RoomCounts { connections: 1, members: 0, clients: 0, in_grace: 0 });
     // A room nobody joined is not created by the attempt.
     assert_eq!(h.err(1, json!({"op": "presence.join", "room": "ghost"})), "ROOM_NOT_JOINED");
     assert_eq!(h.engine.room_names(), vec!["r".to_string()]);

@@ -7,8 +7,12 @@
 //! stopping. Every client op is generated (auth, ping, room.*, presence.*,
 //! subscribe/unsubscribe/publish, object.*, realm.*) with random data,
 //! patterns, views and event filters, plus closes, clock ticks with
-//! `handle_timeout`, host publishes, garbage frames, and floods that hit the
-//! rate limit and the 4008 close.
+//! `handle_timeout`, host publishes, garbage frames, floods that hit the
+//! rate limit and the 4008 close, and liveness: signs of life
+//! (`handle_alive`), idle time-outs, lost connections in grace, and
+//! `resume` with live, lost, used or foreign tokens and `since` seqs that
+//! replay or resync (so that idle checks, grace deadlines, resume tokens,
+//! member ids, per-room seqs and replay buffers must all survive).
 //!
 //! At one or more random points A is snapshotted (outputs drained) and B is
 //! restored from the bytes; from then on both get the same inputs, and after
@@ -81,6 +85,11 @@ fn config() -> Config {
     config.limits.pattern_cache_size = 3;
     config.limits.rate = RateLimit { burst: 20, per_second: 5 };
     config.limits.violations = RateLimit { burst: 5, per_second: 1 };
+    config.idle_timeout_ms = 8_000;
+    config.leave_grace_ms = 5_000;
+    config.resume_secret = Some("snapshot-model-key".into());
+    config.epoch = 42;
+    config.replay_events = 2;
     config
 }
 
@@ -203,6 +212,13 @@ enum Op {
     /// `n` copies of a frame at the same instant.
     Flood(u64, usize, String),
     HostPublish(usize, usize, Option<usize>),
+    /// The host's `handle_lost`.
+    Lost(u64),
+    /// The host's `handle_alive` (a pong).
+    Alive(u64),
+    /// `resume` with the token last welcomed on the second connection, in
+    /// epoch 42 (or another), replaying after this seq in r1 and r2.
+    Resume(u64, u64, bool, Option<u64>),
 }
 
 /// A fully resolved input, fed to A and B alike.
@@ -213,6 +229,8 @@ enum Input {
     Timeout,
     Frames(u64, Vec<Vec<u8>>),
     HostPublish(String, String, Option<String>),
+    Lost(u64),
+    Alive(u64),
 }
 
 // ---- strategies --------------------------------------------------------
@@ -401,6 +419,10 @@ fn op() -> BoxedStrategy<Op> {
         1 => (conn_id(), 4..30usize, prop_oneof![Just(r#"{"op":"ping"}"#.to_string()), Just(r#"{"op":"nope"}"#.to_string()), frame()])
             .prop_map(|(c, n, f)| Op::Flood(c, n, f)),
         2 => (0..3usize, 0..4usize, prop::option::of(0..3usize)).prop_map(|(r, e, d)| Op::HostPublish(r, e, d)),
+        3 => conn_id().prop_map(Op::Lost),
+        3 => conn_id().prop_map(Op::Alive),
+        4 => (conn_id(), conn_id(), prop::bool::weighted(0.8), prop::option::of(0..8u64))
+            .prop_map(|(c, t, e, s)| Op::Resume(c, t, e, s)),
     ]
     .boxed()
 }
@@ -483,6 +505,8 @@ fn history(len: std::ops::Range<usize>) -> impl Strategy<Value = Vec<Op>> {
 struct World {
     now: u64,
     live: BTreeSet<u64>,
+    /// The resume token of each connection id's last welcome.
+    tokens: std::collections::BTreeMap<u64, String>,
 }
 
 impl World {
@@ -537,6 +561,17 @@ impl World {
             Op::Frame(c, f) => Input::Frames(self.resolve(*c), vec![f.clone().into_bytes()]),
             Op::Garbage(c, g) => Input::Frames(self.resolve(*c), vec![g.clone()]),
             Op::Flood(c, n, f) => Input::Frames(self.resolve(*c), vec![f.clone().into_bytes(); *n]),
+            Op::Lost(c) => Input::Lost(self.resolve(*c)),
+            Op::Alive(c) => Input::Alive(self.resolve(*c)),
+            Op::Resume(c, target, same_epoch, since) => {
+                let token = self.tokens.get(&self.resolve(*target)).map_or("none", String::as_str);
+                let mut frame =
+                    json!({"op": "resume", "ref": 1, "token": token, "epoch": if *same_epoch { 42 } else { 7 }});
+                if let Some(seq) = since {
+                    frame["since"] = json!({"r1": seq, "r2": seq});
+                }
+                Input::Frames(self.resolve(*c), vec![frame.to_string().into_bytes()])
+            }
             Op::HostPublish(r, e, d) => {
                 let data = d.map(|d| ["{\"x\":1}", "\"hi\"", "{bad"][d].to_string());
                 Input::HostPublish(ROOMS[*r].into(), ["e1", "e2", "*", "connectionStatusChanged"][*e].into(), data)
@@ -550,8 +585,18 @@ impl World {
             self.live.insert(*c);
         }
         for o in outputs {
-            if let Output::Event(HostEvent::Closed { connection }) = o {
-                self.live.remove(&connection.0);
+            match o {
+                Output::Event(HostEvent::Closed { connection })
+                | Output::Event(HostEvent::Resumed { previous: connection, .. }) => {
+                    self.live.remove(&connection.0);
+                }
+                Output::Send(t) if t.payload.contains("\"resumeToken\"") && t.payload.contains("\"welcome\"") => {
+                    let v: Value = serde_json::from_str(&t.payload).unwrap();
+                    for c in &t.to {
+                        self.tokens.insert(c.0, v["resumeToken"].as_str().unwrap().to_string());
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -582,6 +627,14 @@ fn apply(e: &mut Engine, input: &Input, now: u64) -> Effect {
             None
         }
         Input::HostPublish(room, event, data) => Some(e.publish(room, event, data.as_deref(), now)),
+        Input::Lost(c) => {
+            e.handle_lost(ConnectionId(*c), now);
+            None
+        }
+        Input::Alive(c) => {
+            e.handle_alive(ConnectionId(*c), now);
+            None
+        }
     };
     Effect { outputs: std::iter::from_fn(|| e.poll_output()).collect(), result }
 }
@@ -613,7 +666,7 @@ fn run(ops: &[Op], restore_at: &BTreeSet<usize>) -> Result<(), TestCaseError> {
     let config = config();
     let mut a = Engine::new(config.clone()).expect("valid config");
     let mut b: Option<Engine> = None;
-    let mut world = World { now: T0, live: BTreeSet::new() };
+    let mut world = World { now: T0, live: BTreeSet::new(), tokens: Default::default() };
     for (i, op) in ops.iter().enumerate() {
         if restore_at.contains(&i) {
             // Outputs are drained after every step.
@@ -647,6 +700,11 @@ fn run(ops: &[Op], restore_at: &BTreeSet<usize>) -> Result<(), TestCaseError> {
             let (ea, eb) = (apply(&mut a, &input, now), apply(&mut b, &input, now));
             prop_assert_eq!(ea, eb, "closing {} at the end", c);
         }
+        // And the graces run out alike.
+        let (ea, eb) =
+            (apply(&mut a, &Input::Timeout, now + 3_600_000), apply(&mut b, &Input::Timeout, now + 3_600_000));
+        prop_assert_eq!(ea, eb, "graces ending at the end");
+        prop_assert_eq!(a.connection_count(), 0);
         agree(&mut a, &mut b, "after closing everything")?;
     }
     Ok(())
@@ -669,7 +727,7 @@ fn case() -> impl Strategy<Value = (Vec<Op>, BTreeSet<usize>)> {
 
 /// Drives an engine of unknown provenance: anything but a panic is fine.
 fn drive(e: &mut Engine, ops: &[Op]) {
-    let mut world = World { now: T0, live: BTreeSet::new() };
+    let mut world = World { now: T0, live: BTreeSet::new(), tokens: Default::default() };
     for op in ops {
         let (input, now) = world.input(op, e.poll_timeout());
         let effect = apply(e, &input, now);
@@ -693,7 +751,7 @@ fn drive(e: &mut Engine, ops: &[Op]) {
 
 fn snapshot_after(ops: &[Op]) -> Vec<u8> {
     let mut e = Engine::new(config()).expect("valid config");
-    let mut world = World { now: T0, live: BTreeSet::new() };
+    let mut world = World { now: T0, live: BTreeSet::new(), tokens: Default::default() };
     for op in ops {
         let (input, now) = world.input(op, e.poll_timeout());
         let effect = apply(&mut e, &input, now);

@@ -45,6 +45,14 @@ pub(crate) struct Connection {
     /// The claims it authenticated with (kept for snapshots); `None` while pending.
     pub identity: Option<crate::auth::Identity>,
     pub deadline: Option<Millis>,
+    /// The last sign of life (a frame, or the host's `handle_alive`).
+    pub last_seen: Millis,
+    /// When the idle check is scheduled (an entry of the engine's `idle` set).
+    pub idle_check: Option<Millis>,
+    /// Lost abnormally: in grace until this time, no longer read from.
+    pub grace_until: Option<Millis>,
+    /// The secret that resumes this connection from another one.
+    pub resume_token: Option<Arc<str>>,
     pub rate: TokenBucket,
     pub violations: TokenBucket,
 }
@@ -62,6 +70,10 @@ impl Connection {
             realm_subs: BTreeSet::new(),
             identity: None,
             deadline: None,
+            last_seen: now,
+            idle_check: None,
+            grace_until: None,
+            resume_token: None,
             rate: TokenBucket::full(limits.rate, now),
             violations: TokenBucket::full(limits.violations, now),
         }

@@ -2,11 +2,15 @@
 //! with [`Output`]s. See the crate docs for the run loop.
 
 mod connection;
+mod grace;
+mod liveness;
 mod objects;
 pub mod output;
 mod presence;
 mod realm;
+mod resume;
 mod room;
+mod sequence;
 pub mod snapshot;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -62,6 +66,11 @@ pub struct MemberInfo {
     pub client_id: String,
     /// The member's data as JSON text.
     pub data: Option<String>,
+    /// Its connection is lost and in grace (`leaveGraceMs`): others still
+    /// see it, and it leaves when the grace ends unless it is resumed.
+    /// Serialised only when true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub in_grace: bool,
 }
 
 /// A clientId with its present connections (first device in, last out).
@@ -82,6 +91,8 @@ pub struct RoomCounts {
     pub members: usize,
     /// Distinct clientIds in its presence set.
     pub clients: usize,
+    /// Members (of `members`) whose connection is lost and in grace.
+    pub in_grace: usize,
 }
 
 /// A refused request: the code and the message sent back.
@@ -106,7 +117,18 @@ pub struct Engine {
     rooms: HashMap<String, Room>,
     realms: HashMap<String, realm::Realm>,
     providers: realm::ProviderIndex,
+    /// Token expiries and auth time-outs.
     deadlines: BTreeSet<(Millis, ConnectionId)>,
+    /// Idle checks (see liveness.rs).
+    idle: BTreeSet<(Millis, ConnectionId)>,
+    /// Ends of grace (see grace.rs).
+    grace: BTreeSet<(Millis, ConnectionId)>,
+    /// Resume token -> the connection it resumes (see resume.rs).
+    resume_tokens: HashMap<Arc<str>, ConnectionId>,
+    /// Resume tokens minted so far (each one's HMAC input is unique).
+    minted: u64,
+    /// Carried by every presence event and snapshot beside the room's seq.
+    epoch: u64,
     outputs: VecDeque<Output>,
 }
 
@@ -140,6 +162,7 @@ impl Engine {
         let no_permissions =
             permissions::compile_permissions(&Default::default(), &mut permission_cache, &mut patterns)
                 .map_err(ConfigError::Permissions)?;
+        let epoch = config.epoch;
         Ok(Engine {
             config,
             verifier,
@@ -155,6 +178,11 @@ impl Engine {
             realms: HashMap::new(),
             providers: realm::ProviderIndex::default(),
             deadlines: BTreeSet::new(),
+            idle: BTreeSet::new(),
+            grace: BTreeSet::new(),
+            resume_tokens: HashMap::new(),
+            minted: 0,
+            epoch,
             outputs: VecDeque::new(),
         })
     }
@@ -183,6 +211,7 @@ impl Engine {
         let presence_id: Arc<str> = format!("{}:{}", self.config.app_id, conn.0).into();
         let none = Arc::clone(&self.no_permissions);
         self.connections.insert(conn, Connection::new(presence_id, none, &self.config.limits, now));
+        self.schedule_idle_check(conn, now);
         match identity {
             None => self.set_deadline(conn, Some(now.saturating_add(self.config.auth.auth_timeout_ms))),
             Some(Ok((identity, rights))) => self.become_ready(conn, identity, rights, now),
@@ -196,6 +225,10 @@ impl Engine {
     pub fn handle_frame(&mut self, conn: ConnectionId, bytes: &[u8], now: Millis) {
         let limits = &self.config.limits;
         let Some(c) = self.connections.get_mut(&conn) else { return };
+        if c.grace_until.is_some() {
+            return; // lost: its socket is gone as far as the engine knows
+        }
+        c.last_seen = c.last_seen.max(now);
         if !c.rate.try_take(limits.rate, now) {
             let message = format!("more than {} frames per second", limits.rate.per_second);
             return self.reject(conn, None, ErrorCode::RateLimited, &message, now);
@@ -220,6 +253,7 @@ impl Engine {
                 self.ack(conn, r, "ping", AckBody::default());
                 Ok(())
             }
+            Request::Resume { token, epoch, since } => self.resume(conn, r, &token, epoch, since, now),
             Request::RoomJoin { room } => self.room_join(conn, r, room),
             Request::RoomLeave { room } => {
                 if self.joined(conn, &room).is_ok() {
@@ -262,22 +296,43 @@ impl Engine {
         }
     }
 
-    /// The socket closed. Leaves every presence set it was in (broadcasting
-    /// `leave`). Unknown connections are ignored, so calling it after the
-    /// engine itself closed a connection is harmless.
+    /// The socket closed cleanly (the client meant to go). Leaves every
+    /// presence set it was in (broadcasting `leave`). Unknown connections are
+    /// ignored, so calling it after the engine itself closed a connection is
+    /// harmless; so are connections already lost (in grace): their grace
+    /// runs on. For a socket that dropped, use [`Engine::handle_lost`].
     pub fn handle_close(&mut self, conn: ConnectionId, now: Millis) {
+        if self.connections.get(&conn).is_some_and(|c| c.grace_until.is_some()) {
+            return;
+        }
         self.remove_connection(conn, now);
     }
 
-    /// Time passed: closes connections whose token expired or that never
-    /// authenticated. Call it at (or after) [`Engine::poll_timeout`].
+    /// Time passed: closes connections whose token expired, that never
+    /// authenticated or that went silent, and ends graces. Call it at (or
+    /// after) [`Engine::poll_timeout`].
     pub fn handle_timeout(&mut self, now: Millis) {
-        while let Some(&(at, conn)) = self.deadlines.first() {
-            if at > now {
-                break;
+        loop {
+            let first = |set: &BTreeSet<(Millis, ConnectionId)>| set.first().copied().filter(|(at, _)| *at <= now);
+            let (deadline, idle, grace) = (first(&self.deadlines), first(&self.idle), first(&self.grace));
+            // Earliest first; at the same time, a grace ends before anything else.
+            let next = [grace.map(|d| (d, 0)), idle.map(|d| (d, 1)), deadline.map(|d| (d, 2))]
+                .into_iter()
+                .flatten()
+                .min_by_key(|((at, conn), which)| (*at, *which, *conn));
+            match next {
+                None => break,
+                Some(((at, conn), 0)) => self.end_grace(at, conn, now),
+                Some(((at, conn), 1)) => self.idle_check(at, conn, now),
+                Some(((at, conn), _)) => self.deadline_passed(at, conn, now),
             }
+        }
+    }
+
+    fn deadline_passed(&mut self, at: Millis, conn: ConnectionId, now: Millis) {
+        {
             self.deadlines.remove(&(at, conn));
-            let Some(c) = self.connections.get_mut(&conn) else { continue };
+            let Some(c) = self.connections.get_mut(&conn) else { return };
             c.deadline = None;
             let code = match c.auth {
                 AuthState::Pending => CloseCode::AuthTimeout,
@@ -303,7 +358,7 @@ impl Engine {
     /// When the engine next needs [`Engine::handle_timeout`], if ever.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Millis> {
-        self.deadlines.first().map(|(at, _)| *at)
+        [&self.deadlines, &self.idle, &self.grace].into_iter().filter_map(|set| set.first().map(|(at, _)| *at)).min()
     }
 
     // ---- host queries and actions -------------------------------------
@@ -379,9 +434,12 @@ impl Engine {
         c.client_id = identity.client_id.clone().map(Arc::from);
         c.auth = AuthState::Ready { grants: rights.grants };
         c.permissions = rights.permissions;
-        let payload = reply::welcome(&c.presence_id, c.client_id.as_deref(), identity.expires_at);
+        c.identity = Some(identity.clone());
+        let token = self.mint_resume_token(conn);
+        let Some(c) = self.connections.get_mut(&conn) else { return };
+        let payload =
+            reply::welcome(&c.presence_id, c.client_id.as_deref(), identity.expires_at, self.epoch, token.as_deref());
         let expires_at = identity.expires_at;
-        c.identity = Some(identity);
         let client_id = c.client_id.as_ref().map(|s| s.to_string());
         self.set_deadline(conn, expires_at);
         self.send(vec![conn], payload);
@@ -408,12 +466,21 @@ impl Engine {
         c.auth = AuthState::Ready { grants: Arc::clone(&grants) };
         c.permissions = rights.permissions;
         c.identity = Some(identity.clone());
-        let updates: Vec<(String, crate::auth::Actions)> =
-            c.rooms.keys().map(|room| (room.clone(), grants.actions_for(room))).collect();
         self.set_deadline(conn, identity.expires_at);
         let body =
             AckBody { client_id: identity.client_id.as_deref(), expires_at: identity.expires_at, ..AckBody::default() };
         self.ack(conn, r, "auth", body);
+        self.apply_room_grants(conn, &grants, now);
+        self.set_provides(conn, rights.provides, now);
+        Ok(())
+    }
+
+    /// Leaves the rooms `grants` no longer allow, and the presence sets
+    /// they no longer allow, and keeps the actions of the others.
+    fn apply_room_grants(&mut self, conn: ConnectionId, grants: &RoomGrants, now: Millis) {
+        let Some(c) = self.connections.get(&conn) else { return };
+        let updates: Vec<(String, crate::auth::Actions)> =
+            c.rooms.keys().map(|room| (room.clone(), grants.actions_for(room))).collect();
         for (room, actions) in updates {
             if !actions.allows(RoomAction::Subscribe) {
                 self.leave_room(conn, &room, now);
@@ -426,8 +493,6 @@ impl Engine {
                 j.actions = actions;
             }
         }
-        self.set_provides(conn, rights.provides, now);
-        Ok(())
     }
 
     // ---- helpers ------------------------------------------------------
@@ -496,9 +561,26 @@ impl Engine {
         }
         self.drop_all_realm_subs(conn);
         self.set_provides(conn, None, now);
-        self.set_deadline(conn, None);
-        self.connections.remove(&conn);
+        self.forget(conn);
         self.event(HostEvent::Closed { connection: conn });
+    }
+}
+
+impl Engine {
+    /// Drops a connection with its deadlines and resume token, once its
+    /// rooms, subscriptions and provider role are gone or handed over.
+    fn forget(&mut self, conn: ConnectionId) {
+        self.set_deadline(conn, None);
+        let Some(c) = self.connections.remove(&conn) else { return };
+        if let Some(at) = c.idle_check {
+            self.idle.remove(&(at, conn));
+        }
+        if let Some(at) = c.grace_until {
+            self.grace.remove(&(at, conn));
+        }
+        if let Some(token) = c.resume_token {
+            self.resume_tokens.remove(&token);
+        }
     }
 }
 

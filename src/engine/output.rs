@@ -64,9 +64,22 @@ pub enum HostEvent {
         connection: ConnectionId,
         error: AuthError,
     },
-    /// The connection is gone from the engine (closed by host or engine).
+    /// The connection is gone from the engine (closed by host or engine,
+    /// or its grace ended).
     Closed {
         connection: ConnectionId,
+    },
+    /// The connection was lost abnormally and is in grace until
+    /// `grace_until`: others still see it; nothing is sent about it.
+    ConnectionLost {
+        connection: ConnectionId,
+        grace_until: u64,
+    },
+    /// `connection` resumed `previous` (with its resume token): it holds
+    /// `previous`'s rooms, members and subscriptions now; `previous` is gone.
+    Resumed {
+        connection: ConnectionId,
+        previous: ConnectionId,
     },
     RoomJoined {
         connection: ConnectionId,

@@ -9,6 +9,7 @@ use serde_json::value::RawValue;
 
 use super::connection::JoinedRoom;
 use super::room::{Member, PresenceSub, Room, Upsert};
+use super::sequence::Replayed;
 use super::{
     unknown_connection, ClientInfo, ConnectionId, Engine, HostEvent, MemberInfo, OpResult, Output, Refusal, RoomCounts,
     Transmit,
@@ -32,6 +33,7 @@ impl Engine {
                 id: m.id.to_string(),
                 client_id: m.client_id.to_string(),
                 data: m.data.as_ref().map(|d| d.get().to_string()),
+                in_grace: r.in_grace.contains(conn),
             })
             .collect()
     }
@@ -54,6 +56,7 @@ impl Engine {
             connections: r.joined.len(),
             members: r.members.len(),
             clients: r.clients.len(),
+            in_grace: r.in_grace.len(),
         })
     }
 
@@ -97,7 +100,7 @@ impl Engine {
     ) -> OpResult {
         self.joined(conn, room)?;
         let rm = self.rooms.get(room).ok_or_else(not_joined)?;
-        let payload = reply::ack(r, "presence.get", snapshot(rm, view));
+        let payload = reply::ack(r, "presence.get", snapshot(rm, view, self.epoch));
         self.send(vec![conn], payload);
         Ok(())
     }
@@ -179,9 +182,13 @@ impl Engine {
             Upsert::Joined { first_of_client } => (PresenceKind::Join, first_of_client),
             Upsert::Updated => (PresenceKind::Update, true),
         };
-        if let Some(rm) = self.rooms.get(room) {
+        let (epoch, cap) = (self.epoch, self.config.replay_events);
+        if let Some(rm) = self.rooms.get_mut(room) {
+            let seq = rm.log.next();
             if let Some(member) = rm.members.get(&conn) {
-                emit_presence(&mut self.outputs, room, rm, conn, member, kind, client_edge, now);
+                let kept =
+                    emit_presence(&mut self.outputs, room, rm, conn, member, kind, client_edge, now, (epoch, seq));
+                rm.log.keep_all(kept, cap);
             }
         }
         Ok(())
@@ -190,7 +197,10 @@ impl Engine {
     pub(super) fn remove_presence(&mut self, conn: ConnectionId, room: &str, now: Millis) {
         let Some(rm) = self.rooms.get_mut(room) else { return };
         let Some((member, last_of_client)) = rm.remove(conn) else { return };
-        emit_presence(&mut self.outputs, room, rm, conn, &member, PresenceKind::Leave, last_of_client, now);
+        let (epoch, seq, cap) = (self.epoch, rm.log.next(), self.config.replay_events);
+        let leave = PresenceKind::Leave;
+        let kept = emit_presence(&mut self.outputs, room, rm, conn, &member, leave, last_of_client, now, (epoch, seq));
+        rm.log.keep_all(kept, cap);
     }
 
     pub(super) fn presence_subscribe(
@@ -206,7 +216,7 @@ impl Engine {
         let rm = self.rooms.get_mut(room).ok_or_else(not_joined)?;
         rm.presence_subs.insert(conn, PresenceSub { events, view });
         // The snapshot goes out before any later change: no gap, no duplicate.
-        let payload = reply::ack(r, "presence.subscribe", snapshot(rm, view));
+        let payload = reply::ack(r, "presence.subscribe", snapshot(rm, view, self.epoch));
         self.send(vec![conn], payload);
         Ok(())
     }
@@ -308,31 +318,45 @@ pub(super) fn not_joined() -> Refusal {
     Refusal(ErrorCode::RoomNotJoined, "join the room first (`room.join`)".into())
 }
 
-/// The presence set as an ack body, in the subscriber's view.
-fn snapshot(room: &Room, view: View) -> AckBody<'_> {
-    fn frame(m: &Member) -> MemberFrame<'_> {
-        MemberFrame { id: &m.id, client_id: &m.client_id, data: m.data.as_deref() }
+/// The presence set as an ack body, in the subscriber's view, at the
+/// room's current `seq`. Members in grace are marked `inGrace`.
+pub(super) fn snapshot(room: &Room, view: View, epoch: u64) -> AckBody<'_> {
+    fn member<'a>(room: &'a Room, conn: &ConnectionId, m: &'a Member) -> MemberFrame<'a> {
+        MemberFrame {
+            id: &m.id,
+            client_id: &m.client_id,
+            data: m.data.as_deref(),
+            in_grace: room.in_grace.contains(conn),
+        }
     }
+    let frame = |(conn, m)| member(room, conn, m);
+    let (epoch, seq) = (Some(epoch), Some(room.log.seq));
     match view {
-        View::Connection => AckBody { members: Some(room.members.values().map(frame).collect()), ..AckBody::default() },
+        View::Connection => {
+            AckBody { members: Some(room.members.iter().map(frame).collect()), epoch, seq, ..AckBody::default() }
+        }
         View::Client => AckBody {
             clients: Some(
                 room.clients
                     .iter()
                     .map(|(client_id, conns)| ClientFrame {
                         client_id,
-                        connections: conns.iter().filter_map(|c| room.members.get(c)).map(frame).collect(),
+                        connections: conns.iter().filter_map(|c| room.members.get_key_value(c)).map(frame).collect(),
                     })
                     .collect(),
             ),
+            epoch,
+            seq,
             ..AckBody::default()
         },
     }
 }
 
-/// Sends one presence change to its subscribers, once per view, and tells
-/// the host. `client_edge`: the change is also one for the per-client view
-/// (first connection of a clientId in, last out, or any update).
+/// Sends one presence change (numbered `seq` in `epoch`) to its
+/// subscribers, once per view, and tells the host. `client_edge`: the
+/// change is also one for the per-client view (first connection of a
+/// clientId in, last out, or any update). Returns the frames sent, for the
+/// room's replay buffer.
 #[allow(clippy::too_many_arguments)]
 fn emit_presence(
     outputs: &mut VecDeque<Output>,
@@ -343,9 +367,11 @@ fn emit_presence(
     kind: PresenceKind,
     client_edge: bool,
     now: Millis,
-) {
+    (epoch, seq): (u64, u64),
+) -> [Option<Replayed>; 2] {
     let timestamp = iso8601(now);
-    for (view, applies) in [(View::Connection, true), (View::Client, client_edge)] {
+    let mut kept = [None, None];
+    for (i, (view, applies)) in [(View::Connection, true), (View::Client, client_edge)].into_iter().enumerate() {
         if !applies {
             continue;
         }
@@ -361,8 +387,12 @@ fn emit_presence(
             id: &member.id,
             client_id: &member.client_id,
             data: member.data.as_deref(),
+            epoch,
+            seq,
         });
-        outputs.push_back(Output::Send(Transmit { to, payload: payload.into() }));
+        let payload: Arc<str> = payload.into();
+        kept[i] = Some(Replayed { seq, kind, view, payload: Arc::clone(&payload) });
+        outputs.push_back(Output::Send(Transmit { to, payload }));
     }
     let (room, client_id) = (room_name.to_string(), member.client_id.to_string());
     let data = member.data.as_ref().map(|d| d.get().to_string());
@@ -371,4 +401,5 @@ fn emit_presence(
         PresenceKind::Update => HostEvent::PresenceUpdated { room, connection: conn, client_id, data },
         PresenceKind::Leave => HostEvent::PresenceLeft { room, connection: conn, client_id },
     }));
+    kept
 }

@@ -42,6 +42,10 @@ pub(crate) struct Room {
     pub presence_subs: BTreeMap<ConnectionId, PresenceSub>,
     /// event name (or `*`) -> subscribers.
     pub event_subs: BTreeMap<String, BTreeSet<ConnectionId>>,
+    /// Members whose connection is lost and in grace.
+    pub in_grace: BTreeSet<ConnectionId>,
+    /// Presence sequence numbers and the replay buffer.
+    pub log: super::sequence::RoomLog,
 }
 
 impl Room {
@@ -64,6 +68,7 @@ impl Room {
     /// Removes a member; says whether it was its clientId's last connection.
     pub(crate) fn remove(&mut self, conn: ConnectionId) -> Option<(Member, bool)> {
         let member = self.members.remove(&conn)?;
+        self.in_grace.remove(&conn);
         let mut last_of_client = false;
         if let Some(devices) = self.clients.get_mut(&member.client_id) {
             devices.remove(&conn);
@@ -88,6 +93,30 @@ impl Room {
             (Some(a), Some(b)) => a.union(b).copied().collect(),
             (Some(a), None) | (None, Some(a)) => a.iter().copied().collect(),
             (None, None) => Vec::new(),
+        }
+    }
+
+    /// Hands everything `from` holds here to `to` (a resume): membership,
+    /// presence member (same id and data), grace mark dropped, subscriptions.
+    pub(crate) fn rename(&mut self, from: ConnectionId, to: ConnectionId) {
+        if self.joined.remove(&from) {
+            self.joined.insert(to);
+        }
+        self.in_grace.remove(&from);
+        if let Some(member) = self.members.remove(&from) {
+            if let Some(devices) = self.clients.get_mut(&member.client_id) {
+                devices.remove(&from);
+                devices.insert(to);
+            }
+            self.members.insert(to, member);
+        }
+        if let Some(sub) = self.presence_subs.remove(&from) {
+            self.presence_subs.insert(to, sub);
+        }
+        for subs in self.event_subs.values_mut() {
+            if subs.remove(&from) {
+                subs.insert(to);
+            }
         }
     }
 

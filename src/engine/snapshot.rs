@@ -21,6 +21,7 @@ use super::connection::{AuthState, Connection, JoinedRoom};
 use super::objects::RealmSub;
 use super::realm::{self, Object, Realm};
 use super::room::{Member, PresenceSub, Room};
+use super::sequence::Replayed;
 use super::{ConnectionId, Engine};
 use crate::auth::permissions::{PermissionClaim, ProviderClaim};
 use crate::auth::{Identity, RoomAction};
@@ -30,7 +31,7 @@ use crate::protocol::request::{EventMask, View};
 use crate::rate::TokenBucket;
 
 /// The snapshot format this build writes and reads.
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
 const MAGIC: &[u8; 4] = b"RCSN";
 
 /// Why a snapshot was refused.
@@ -64,6 +65,9 @@ impl fmt::Display for SnapshotError {
 #[derive(Serialize, Deserialize)]
 struct State {
     app_id: String,
+    epoch: u64,
+    /// Resume tokens minted so far.
+    minted: u64,
     connections: Vec<ConnState>,
     rooms: Vec<RoomState>,
     realms: Vec<RealmState>,
@@ -82,8 +86,14 @@ struct IdentityState {
 #[derive(Serialize, Deserialize)]
 struct ConnState {
     id: u64,
+    /// Its member id (another connection's, once it resumed one).
+    presence_id: String,
     identity: Option<IdentityState>,
     deadline: Option<u64>,
+    last_seen: u64,
+    idle_check: Option<u64>,
+    grace_until: Option<u64>,
+    resume_token: Option<String>,
     rate: (u64, u64),
     violations: (u64, u64),
     rooms: Vec<String>,
@@ -100,6 +110,10 @@ struct RoomState {
     /// (connection, event bits, per-client view)
     presence_subs: Vec<(u64, u8, bool)>,
     event_subs: Vec<(String, Vec<u64>)>,
+    /// Presence seq, replay floor, and kept frames (seq, kind bit, per-client view, text).
+    seq: u64,
+    floor: u64,
+    replay: Vec<(u64, u8, bool, String)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -125,6 +139,11 @@ impl Engine {
             .iter()
             .map(|(id, c)| ConnState {
                 id: id.0,
+                presence_id: c.presence_id.to_string(),
+                last_seen: c.last_seen,
+                idle_check: c.idle_check,
+                grace_until: c.grace_until,
+                resume_token: c.resume_token.as_ref().map(|t| t.to_string()),
                 identity: c.identity.as_ref().map(|i| IdentityState {
                     client_id: i.client_id.clone(),
                     rooms: i.rooms.clone(),
@@ -165,6 +184,14 @@ impl Engine {
                     .iter()
                     .map(|(e, conns)| (e.clone(), conns.iter().map(|c| c.0).collect()))
                     .collect(),
+                seq: r.log.seq,
+                floor: r.log.floor,
+                replay: r
+                    .log
+                    .buffer
+                    .iter()
+                    .map(|e| (e.seq, EventMask::of(e.kind).bits(), e.view == View::Client, e.payload.to_string()))
+                    .collect(),
             })
             .collect();
         rooms.sort_by(|a, b| a.name.cmp(&b.name));
@@ -181,7 +208,14 @@ impl Engine {
             })
             .collect();
         realms.sort_by(|a, b| a.name.cmp(&b.name));
-        let state = State { app_id: self.config.app_id.clone(), connections, rooms, realms };
+        let state = State {
+            app_id: self.config.app_id.clone(),
+            epoch: self.epoch,
+            minted: self.minted,
+            connections,
+            rooms,
+            realms,
+        };
         let mut out = Vec::with_capacity(64);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
@@ -211,6 +245,8 @@ impl Engine {
                 state.app_id, e.config.app_id
             ))));
         }
+        e.epoch = state.epoch;
+        e.minted = state.minted;
         for cs in state.connections {
             e.restore_connection(cs)?;
         }
@@ -249,8 +285,8 @@ impl Engine {
         if self.connections.contains_key(&conn) {
             return Err(corrupt(format!("connection {} is listed twice", cs.id)));
         }
-        let presence_id: Arc<str> = format!("{}:{}", self.config.app_id, cs.id).into();
-        let mut c = Connection::new(presence_id, Arc::clone(&self.no_permissions), &self.config.limits, 0);
+        let presence_id: Arc<str> = cs.presence_id.into();
+        let mut c = Connection::new(presence_id, Arc::clone(&self.no_permissions), &self.config.limits, cs.last_seen);
         c.rate = TokenBucket::from_state(cs.rate);
         c.violations = TokenBucket::from_state(cs.violations);
         if let Some(i) = cs.identity {
@@ -275,6 +311,21 @@ impl Engine {
         c.subscriptions = cs.realm_subs.len();
         c.realm_subs =
             cs.realm_subs.into_iter().map(|(realm, event, pattern)| RealmSub { realm, event, pattern }).collect();
+        if let Some(at) = cs.idle_check {
+            c.idle_check = Some(at);
+            self.idle.insert((at, conn));
+        }
+        if let Some(at) = cs.grace_until {
+            c.grace_until = Some(at);
+            self.grace.insert((at, conn));
+        }
+        if let Some(token) = cs.resume_token {
+            let token: Arc<str> = token.into();
+            if self.resume_tokens.insert(Arc::clone(&token), conn).is_some() {
+                return Err(corrupt(format!("connection {}'s resume token is another's", cs.id)));
+            }
+            c.resume_token = Some(token);
+        }
         self.connections.insert(conn, c);
         self.set_deadline(conn, cs.deadline);
         Ok(())
@@ -300,6 +351,16 @@ impl Engine {
                 .map(|c| Arc::clone(&c.presence_id))
                 .ok_or_else(|| corrupt(format!("member {id} is not a connection")))?;
             room.upsert(conn, Member { id: presence_id, client_id: client_id.into(), data: raw(data)? });
+            if self.connections.get(&conn).is_some_and(|c| c.grace_until.is_some()) {
+                room.in_grace.insert(conn);
+            }
+        }
+        room.log.seq = rs.seq;
+        room.log.floor = rs.floor;
+        for (seq, kind, client_view, payload) in rs.replay {
+            let kind = EventMask::from_bits(kind).kind().ok_or_else(|| corrupt("replayed frame of no kind"))?;
+            let view = if client_view { View::Client } else { View::Connection };
+            room.log.buffer.push_back(Replayed { seq, kind, view, payload: payload.into() });
         }
         let mut count = |conn: ConnectionId| -> Result<(), Error> {
             let c = self.connections.get_mut(&conn).ok_or_else(|| corrupt(format!("unknown connection {}", conn.0)))?;

@@ -13,6 +13,9 @@ pub struct MemberFrame<'a> {
     pub id: &'a str,
     pub client_id: &'a str,
     pub data: Option<&'a RawValue>,
+    /// Present (true) only for a member whose connection is lost and in grace.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub in_grace: bool,
 }
 
 /// One clientId with all its present connections (the per-client view).
@@ -50,6 +53,16 @@ pub struct AckBody<'a> {
     pub object: Option<ObjectFrame<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub objects: Option<Vec<ObjectFrame<'a>>>,
+    /// The presence `epoch` and `seq` a snapshot is at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// `resume`: the member id kept, and the connection's next resume token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume_token: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -61,6 +74,16 @@ enum Out<'a> {
         id: &'a str,
         client_id: Option<&'a str>,
         expires_at: Option<u64>,
+        epoch: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resume_token: Option<&'a str>,
+    },
+    /// A fresh presence snapshot where a resume cannot replay what was missed.
+    #[serde(rename_all = "camelCase")]
+    Resync {
+        room: &'a str,
+        #[serde(flatten)]
+        body: AckBody<'a>,
     },
     Ack {
         #[serde(rename = "ref")]
@@ -85,6 +108,8 @@ enum Out<'a> {
         id: &'a str,
         client_id: &'a str,
         data: Option<&'a RawValue>,
+        epoch: u64,
+        seq: u64,
     },
     Message {
         room: &'a str,
@@ -124,8 +149,20 @@ fn to_text(out: &Out<'_>) -> String {
     serde_json::to_string(out).unwrap_or_default()
 }
 
-pub fn welcome(id: &str, client_id: Option<&str>, expires_at: Option<u64>) -> String {
-    to_text(&Out::Welcome { protocol: super::VERSION, id, client_id, expires_at })
+/// The welcome: the member id, and (when resume is on) the resume token.
+pub fn welcome(
+    id: &str,
+    client_id: Option<&str>,
+    expires_at: Option<u64>,
+    epoch: u64,
+    resume_token: Option<&str>,
+) -> String {
+    to_text(&Out::Welcome { protocol: super::VERSION, id, client_id, expires_at, epoch, resume_token })
+}
+
+/// A room's presence snapshot sent unasked (after a resume that cannot replay).
+pub fn resync(room: &str, body: AckBody<'_>) -> String {
+    to_text(&Out::Resync { room, body })
 }
 
 pub fn ack(reference: Option<&RawValue>, op: &str, body: AckBody<'_>) -> String {
@@ -145,6 +182,8 @@ pub struct PresenceEvent<'a> {
     pub id: &'a str,
     pub client_id: &'a str,
     pub data: Option<&'a RawValue>,
+    pub epoch: u64,
+    pub seq: u64,
 }
 
 pub fn presence(e: &PresenceEvent<'_>) -> String {
@@ -156,6 +195,8 @@ pub fn presence(e: &PresenceEvent<'_>) -> String {
         id: e.id,
         client_id: e.client_id,
         data: e.data,
+        epoch: e.epoch,
+        seq: e.seq,
     })
 }
 

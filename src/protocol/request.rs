@@ -25,6 +25,16 @@ impl EventMask {
         EventMask(bits & 0b111)
     }
 
+    /// The mask of one kind.
+    pub fn of(kind: PresenceKind) -> EventMask {
+        EventMask(kind.bit())
+    }
+
+    /// The kind of a one-kind mask.
+    pub fn kind(self) -> Option<PresenceKind> {
+        [PresenceKind::Join, PresenceKind::Update, PresenceKind::Leave].into_iter().find(|k| self.0 == k.bit())
+    }
+
     pub fn contains(self, kind: PresenceKind) -> bool {
         self.0 & kind.bit() != 0
     }
@@ -72,6 +82,13 @@ pub enum Request<'a> {
         token: String,
     },
     Ping,
+    /// Take over a lost connection (see docs/PROTOCOL.md, Resume): `since`
+    /// holds the last presence `seq` seen per room, in `epoch`.
+    Resume {
+        token: String,
+        epoch: Option<u64>,
+        since: std::collections::BTreeMap<String, u64>,
+    },
     RoomJoin {
         room: String,
     },
@@ -211,6 +228,10 @@ struct RawFrame<'a> {
     id: Option<&'a RawValue>,
     #[serde(borrow, default)]
     pattern: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    epoch: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    since: Option<&'a RawValue>,
 }
 
 const MAX_REF_BYTES: usize = 64;
@@ -248,6 +269,11 @@ pub fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Frame<'a>, Rejectio
     let request = match op.as_str() {
         "auth" => Request::Auth { token: fields.required(raw.token, "token").map_err(bad)? },
         "ping" => Request::Ping,
+        "resume" => Request::Resume {
+            token: fields.required(raw.token, "token").map_err(bad)?,
+            epoch: raw.epoch.map(|v| field(v, "epoch")).transpose().map_err(bad)?,
+            since: fields.since().map_err(bad)?,
+        },
         "room.join" => Request::RoomJoin { room: fields.room().map_err(bad)? },
         "room.leave" => Request::RoomLeave { room: fields.room().map_err(bad)? },
         "presence.join" => Request::PresenceJoin { room: fields.room().map_err(bad)?, data: raw.data },
@@ -368,6 +394,16 @@ impl Fields<'_, '_> {
             return Err("`*` cannot be published as an event name".into());
         }
         Ok(event)
+    }
+
+    /// `since`: room name -> last seq seen; at most `max_rooms_per_connection` rooms.
+    fn since(&self) -> Result<std::collections::BTreeMap<String, u64>, String> {
+        let Some(v) = self.raw.since else { return Ok(Default::default()) };
+        let since: std::collections::BTreeMap<String, u64> = field(v, "since")?;
+        if since.len() > self.limits.max_rooms_per_connection {
+            return Err(format!("`since` names more than {} rooms", self.limits.max_rooms_per_connection));
+        }
+        Ok(since)
     }
 
     fn view(&self) -> Result<View, String> {

@@ -24,6 +24,22 @@ pub fn admin() -> Credentials {
     ident("admin", json!({"*": {"**": "CRUD"}}), Value::Null)
 }
 
+/// alice (1) present in "r" with `{"n":1}`, bob (2) subscribed to its
+/// presence; inboxes and events emptied.
+pub fn alice_watched_by_bob(config: Config) -> Host {
+    let mut h = Host::new(config);
+    h.open_as(1, "alice");
+    h.open_as(2, "bob");
+    h.join(1, "r");
+    h.join(2, "r");
+    h.enter(1, "r", json!({"n": 1}));
+    h.ok(2, json!({"op": "presence.subscribe", "room": "r"}));
+    h.take(1);
+    h.take(2);
+    h.events.clear();
+    h
+}
+
 /// 2024-07-13T10:13:28.496Z
 pub const T0: u64 = 1_720_865_608_496;
 
@@ -123,6 +139,19 @@ impl Host {
 
     pub fn enter(&mut self, id: u64, room: &str, data: Value) {
         self.ok(id, json!({"op": "presence.join", "room": room, "data": data}));
+    }
+
+    /// The host's `handle_lost`: the socket dropped without a clean close.
+    pub fn lose(&mut self, id: u64) {
+        self.engine.handle_lost(ConnectionId(id), self.now);
+        self.pump();
+    }
+
+    /// Opens `id` as `client_id` and returns the resume token of its welcome.
+    pub fn open_for_token(&mut self, id: u64, client_id: &str) -> String {
+        self.open_as(id, client_id);
+        let welcome = self.take_type(id, "welcome");
+        welcome[0]["resumeToken"].as_str().expect("a resume token").to_string()
     }
 
     pub fn close(&mut self, id: u64) {

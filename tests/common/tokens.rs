@@ -48,10 +48,13 @@ pub fn pem_key(algorithm: Algorithm, pem: &str, kid: Option<&str>) -> JwtKey {
     JwtKey { kid: kid.map(str::to_string), algorithm, secret: None, secret_bytes: None, pem: Some(pem.to_string()) }
 }
 
-/// The default configuration with these verification keys.
+/// The default configuration with these verification keys, without idle
+/// time-outs: token tests advance the clock far past them (liveness has
+/// its own tests, tests/liveness.rs).
 pub fn config_with(keys: Vec<JwtKey>) -> Config {
     let mut config = Config::default();
     config.auth.keys = keys;
+    config.idle_timeout_ms = 0;
     config
 }
 

@@ -8,16 +8,20 @@ const frames = (batch, id) =>
   batch.sends.filter((s) => s.to.includes(id)).map((s) => JSON.parse(s.payload));
 
 test('a host-asserted identity is welcomed and can enter a presence set', () => {
-  const e = new Engine({ appId: 'demo' });
+  const e = new Engine({ appId: 'demo', epoch: 5 });
   const opened = e.open(1, { identity: { clientId: 'alice' } }, T);
-  assert.deepEqual(frames(opened, 1), [{ type: 'welcome', protocol: 1, id: 'demo:1', clientId: 'alice', expiresAt: null }]);
+  const [welcome] = frames(opened, 1);
+  // A resume token by default (a random key per engine): 256 bits, hex.
+  assert.match(welcome.resumeToken, /^[0-9a-f]{64}$/);
+  delete welcome.resumeToken;
+  assert.deepEqual(welcome, { type: 'welcome', protocol: 1, id: 'demo:1', clientId: 'alice', expiresAt: null, epoch: 5 });
   assert.deepEqual(opened.events, [{ type: 'authenticated', connection: 1, clientId: 'alice' }]);
   e.message(1, JSON.stringify({ op: 'room.join', ref: 1, room: 'r' }), T);
   const joined = e.message(1, Buffer.from(JSON.stringify({ op: 'presence.join', ref: 2, room: 'r', data: { a: 1 } })), T);
   assert.deepEqual(joined.events, [{ type: 'presenceJoined', room: 'r', connection: 1, clientId: 'alice', data: { a: 1 } }]);
-  assert.deepEqual(e.members('r'), [{ connection: 1, id: 'demo:1', clientId: 'alice', data: { a: 1 } }]);
+  assert.deepEqual(e.members('r'), [{ connection: 1, id: 'demo:1', clientId: 'alice', data: { a: 1 }, inGrace: false }]);
   assert.deepEqual(e.clients('r'), [{ clientId: 'alice', connections: [1] }]);
-  assert.deepEqual(e.counts('r'), { connections: 1, members: 1, clients: 1 });
+  assert.deepEqual(e.counts('r'), { connections: 1, members: 1, clients: 1, inGrace: 0 });
   assert.deepEqual(e.roomNames, ['r']);
   assert.equal(e.connectionCount, 1);
   const closed = e.close(1, T + 5);

@@ -119,7 +119,7 @@ test('presence across evictions: no member lost, no duplicate, no ghost', { time
     await evict(room);
     const s = await state(room);
     assert.deepEqual(view(s.members), before);
-    assert.deepEqual(s.counts, { connections: 5, members: 4, clients: 4 });
+    assert.deepEqual(s.counts, { connections: 5, members: 4, clients: 4, inGrace: 0 });
     assert.equal(s.connectionIds.length, 5);
   }
   await evict(room);
@@ -193,7 +193,7 @@ test('presence across evictions: no member lost, no duplicate, no ghost', { time
   assert.deepEqual(presenceOf(watcher, 'leave').map((f) => f.clientId).sort(), ['alice', 'bob', 'carol', 'dan', 'frank']);
   assert.equal(presenceOf(watcher, 'join').length, 5);
   const s = await state(room);
-  assert.deepEqual(s.counts, { connections: 1, members: 0, clients: 0 });
+  assert.deepEqual(s.counts, { connections: 1, members: 0, clients: 0, inGrace: 0 });
   assert.equal(s.connectionIds.length, 1);
   assert.equal(s.attachments.length, 1);
 

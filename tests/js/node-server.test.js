@@ -18,6 +18,8 @@ before(async () => {
   const engine = new Engine({
     auth: { keys: [{ algorithm: 'HS256', secret: SECRET }] },
     limits: { rate: { burst: 20, perSecond: 10 }, violations: { burst: 5, perSecond: 1 } },
+    // A dropped socket leaves after a short grace (tests/js/liveness.test.js has the long story).
+    leaveGraceMs: 300,
   });
   server = attach(engine, { port: 0, host: '127.0.0.1', maxBufferedBytes: 256 * 1024 });
   server.on('event', (e) => hostEvents.push(e));
@@ -45,7 +47,7 @@ test('clients join, enter, update, leave and drop: the subscriber sees exactly t
   await bob.request({ op: 'presence.join', room: 'lobby', data: { status: 'typing' } });
   await alice.request({ op: 'presence.update', room: 'lobby', data: { status: 'away' } });
   await bob.request({ op: 'presence.leave', room: 'lobby' });
-  alice.ws.terminate(); // a dropped socket, no goodbye
+  alice.ws.terminate(); // a dropped socket, no goodbye: she leaves when her grace ends
 
   await eventually(() => carol.presence().length === 5);
   const seen = carol.presence().map((e) => [e.event, e.clientId, e.data]);

@@ -24,7 +24,9 @@ const dispatcherToken = mintToken(SECRET, { sub: 'dispatch', exp: exp(), per: { 
 const connect = (token) => TestClient.connect(`${url}/?token=${token}`);
 
 before(async () => {
-  server = attach(new Engine({ auth: { keys: [{ algorithm: 'HS256', secret: SECRET }] } }), { port: 0, host: '127.0.0.1' });
+  // Dropped sockets leave after a short grace (tests/js/liveness.test.js has the long story).
+  const engine = new Engine({ auth: { keys: [{ algorithm: 'HS256', secret: SECRET }] }, leaveGraceMs: 300 });
+  server = attach(engine, { port: 0, host: '127.0.0.1' });
   await once(server, 'listening');
   url = `ws://127.0.0.1:${server.address().port}`;
 });

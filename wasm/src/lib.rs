@@ -159,6 +159,20 @@ impl WasmEngine {
         self.batch(None)
     }
 
+    /// The socket dropped without a clean close (1006, an error, a
+    /// terminate): the connection enters its leave grace (see the Rust docs).
+    pub fn lost(&mut self, id: f64, now: f64) -> Result<JsValue, JsError> {
+        self.engine.handle_lost(conn(id)?, integer(now, "now")?);
+        self.batch(None)
+    }
+
+    /// A sign of life other than a frame (a protocol pong). Never produces
+    /// instructions, so it returns none.
+    pub fn alive(&mut self, id: f64, now: f64) -> Result<(), JsError> {
+        self.engine.handle_alive(conn(id)?, integer(now, "now")?);
+        Ok(())
+    }
+
     pub fn tick(&mut self, now: f64) -> Result<JsValue, JsError> {
         self.engine.handle_timeout(integer(now, "now")?);
         self.batch(None)
