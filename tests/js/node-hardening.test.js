@@ -25,7 +25,7 @@ const consoleError = console.error;
 
 before(async () => {
   console.error = (...args) => logged.push(args);
-  const engine = new Engine({ auth: { keys: [{ algorithm: 'HS256', secret: SECRET }] } });
+  const engine = new Engine({ auth: { keys: [{ algorithm: 'HS256', secret: SECRET }] }, leaveGraceMs: 0 });
   server = attach(engine, { port: 0, host: '127.0.0.1', credentials, connectionRate: null });
   server.on('event', (e) => events.push(e));
   await once(server, 'listening');
@@ -244,7 +244,7 @@ test('the pre-auth queue is bounded in bytes (default 1 MiB)', async () => {
 
 test('connections per remote address are rate limited at the upgrade (429, Retry-After); other addresses and loopback peers are not', async () => {
   // As behind a proxy: the address comes from a header (addressOf).
-  const limited = attach(new Engine({ auth: { keys: [{ algorithm: 'HS256', secret: SECRET }] } }), {
+  const limited = attach(new Engine({ auth: { keys: [{ algorithm: 'HS256', secret: SECRET }] }, leaveGraceMs: 0 }), {
     port: 0,
     host: '127.0.0.1',
     connectionRate: { burst: 3, perSecond: 1 },

@@ -104,7 +104,7 @@ class Honest {
 
 async function run(seed) {
   const rnd = prng(seed);
-  const engine = new Engine({ auth: { keys: [{ algorithm: 'HS256', secret: SECRET }] } });
+  const engine = new Engine({ auth: { keys: [{ algorithm: 'HS256', secret: SECRET }] }, leaveGraceMs: 300 });
   const server = attach(engine, { port: 0, host: '127.0.0.1', credentials, connectionRate: null, onError: () => {} });
   await once(server, 'listening');
   const base = `ws://127.0.0.1:${server.address().port}`;
