@@ -10,7 +10,6 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::auth::AuthError;
 use crate::pattern::PatternError;
 
 /// Stable error codes sent to clients in `{"type":"error","code":...}` frames.
@@ -62,6 +61,11 @@ pub enum ErrorCode {
     TooManyRealms,
     /// A `pattern` has more wildcards than `limits.max_pattern_wildcards`.
     PatternTooComplex,
+    /// The engine's memory budget (`limits.max_stored_bytes`) cannot take
+    /// what the request would store (an object, presence data, a joined
+    /// room, a subscription, a refreshed token's claims). Nothing changed;
+    /// it may pass later, when others leave or delete.
+    EngineFull,
 }
 
 impl ErrorCode {
@@ -89,6 +93,7 @@ impl ErrorCode {
             ErrorCode::RealmFull => "REALM_FULL",
             ErrorCode::TooManyRealms => "TOO_MANY_REALMS",
             ErrorCode::PatternTooComplex => "PATTERN_TOO_COMPLEX",
+            ErrorCode::EngineFull => "ENGINE_FULL",
         }
     }
 
@@ -107,6 +112,7 @@ impl ErrorCode {
                 | ErrorCode::ObjectNotFound
                 | ErrorCode::RealmFull
                 | ErrorCode::TooManyRealms
+                | ErrorCode::EngineFull
         )
     }
 }
@@ -130,6 +136,9 @@ pub enum CloseCode {
     AuthTimeout,
     /// 4008: the connection kept sending bad or too many frames.
     PolicyViolation,
+    /// 4013: the engine's memory budget (`limits.max_stored_bytes`) cannot
+    /// take one more connection (or a first `auth`'s claims). Try again later.
+    EngineFull,
 }
 
 impl CloseCode {
@@ -139,6 +148,7 @@ impl CloseCode {
             CloseCode::TokenExpired => 4002,
             CloseCode::AuthTimeout => 4003,
             CloseCode::PolicyViolation => 4008,
+            CloseCode::EngineFull => 4013,
         }
     }
 
@@ -148,6 +158,7 @@ impl CloseCode {
             CloseCode::TokenExpired => "TOKEN_EXPIRED",
             CloseCode::AuthTimeout => "AUTH_TIMEOUT",
             CloseCode::PolicyViolation => "POLICY_VIOLATION",
+            CloseCode::EngineFull => "ENGINE_FULL",
         }
     }
 }
@@ -166,8 +177,6 @@ pub enum Error {
     DuplicateConnection(u64),
     /// The configuration cannot be used.
     Config(ConfigError),
-    /// An asserted identity's grants are invalid.
-    Identity(AuthError),
     /// A host call named a room or event that breaks the limits.
     InvalidName(String),
     /// Data handed to a host call is not valid JSON.
@@ -181,10 +190,23 @@ impl fmt::Display for Error {
         match self {
             Error::DuplicateConnection(id) => write!(f, "connection {id} is already open"),
             Error::Config(e) => write!(f, "invalid configuration: {e}"),
-            Error::Identity(e) => write!(f, "invalid asserted identity: {e}"),
             Error::InvalidName(why) => write!(f, "invalid name: {why}"),
             Error::InvalidJson(why) => write!(f, "invalid JSON: {why}"),
             Error::Snapshot(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl Error {
+    /// A stable UPPER_SNAKE name: `DUPLICATE_CONNECTION`, `BAD_OPTIONS`,
+    /// `BAD_ARGUMENT` (a name or JSON handed to a host call) or
+    /// `BAD_SNAPSHOT`. The wasm surface starts its thrown messages with it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::DuplicateConnection(_) => "DUPLICATE_CONNECTION",
+            Error::Config(_) => "BAD_OPTIONS",
+            Error::InvalidName(_) | Error::InvalidJson(_) => "BAD_ARGUMENT",
+            Error::Snapshot(_) => "BAD_SNAPSHOT",
         }
     }
 }
@@ -207,6 +229,9 @@ pub enum ConfigError {
     Pattern(PatternError),
     /// A limit is zero where zero makes no sense.
     Limit(&'static str),
+    /// A time option is so large that deadlines would pass
+    /// [`MAX_TIME`](crate::time::MAX_TIME).
+    Time(&'static str),
     /// The default object permissions are invalid.
     Permissions(String),
 }
@@ -217,6 +242,7 @@ impl fmt::Display for ConfigError {
             ConfigError::Key { kid, why } => write!(f, "key {kid:?}: {why}"),
             ConfigError::Pattern(e) => write!(f, "{e}"),
             ConfigError::Limit(name) => write!(f, "limit {name} must be greater than zero"),
+            ConfigError::Time(name) => write!(f, "{name} must be at most 2^52 ms"),
             ConfigError::Permissions(why) => write!(f, "defaultPermissions: {why}"),
         }
     }

@@ -57,6 +57,9 @@ enum Matcher {
     Literal,
     /// `**`: every id.
     Everything,
+    /// `<literal>*`, the commonest shape (`riders/*`): the literal, then one
+    /// segment's rest. Decided without a glob, which costs ~50 us to build.
+    Segment,
     Glob(GlobMatcher),
 }
 
@@ -93,6 +96,8 @@ impl Pattern {
             Matcher::Literal
         } else if source.chars().filter(|c| matches!(c, '*' | '?')).count() > max_wildcards {
             return Err(err(PatternErrorKind::TooComplex { max: max_wildcards }));
+        } else if source.strip_suffix('*').is_some_and(|prefix| !prefix.contains(['*', '?'])) {
+            Matcher::Segment
         } else {
             let glob = GlobBuilder::new(&escape_literals(source))
                 .literal_separator(true)
@@ -126,6 +131,10 @@ impl Pattern {
         match &self.matcher {
             Matcher::Literal => *self.source == *id,
             Matcher::Everything => true,
+            Matcher::Segment => {
+                let prefix = &self.source[..self.source.len() - 1];
+                id.strip_prefix(prefix).is_some_and(|rest| !rest.contains('/'))
+            }
             Matcher::Glob(g) => g.is_match(id),
         }
     }
@@ -186,6 +195,19 @@ mod tests {
         assert!(m("deliveryRiders/*", "deliveryRiders/john"));
         assert!(!m("deliveryRiders/*", "deliveryRiders/cyclists/john"));
         assert!(!m("deliveryRiders/*", "deliveryRiders"));
+    }
+
+    #[test]
+    fn a_trailing_star_decides_as_the_glob_does() {
+        let glob = |p: &str| {
+            GlobBuilder::new(&escape_literals(p)).literal_separator(true).backslash_escape(false).build().unwrap()
+        };
+        for p in ["*", "a/*", "a*", "a/b*", "[x]/*", "a/"] {
+            let (fast, slow) = (Pattern::compile(p, 256).unwrap(), glob(p).compile_matcher());
+            for id in ["", "a", "a/", "a/b", "a/b/c", "ab", "a/bc", "b", "[x]/y", "x/y", "/", "a//"] {
+                assert_eq!(fast.matches(id), slow.is_match(id), "{p:?} on {id:?}");
+            }
+        }
     }
 
     #[test]

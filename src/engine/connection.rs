@@ -47,6 +47,8 @@ pub(crate) struct Connection {
     pub deadline: Option<Millis>,
     pub rate: TokenBucket,
     pub violations: TokenBucket,
+    /// Bytes this connection is charged in the engine's budget.
+    pub charged: usize,
 }
 
 impl Connection {
@@ -64,6 +66,7 @@ impl Connection {
             deadline: None,
             rate: TokenBucket::full(limits.rate, now),
             violations: TokenBucket::full(limits.violations, now),
+            charged: 0,
         }
     }
 
