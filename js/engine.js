@@ -12,6 +12,8 @@ export const CloseCodes = Object.freeze({
   POLICY_VIOLATION: 4008,
   /** Used by host adapters (rollcall/node): the socket's send buffer passed its bound. */
   SLOW_CONSUMER: 4009,
+  /** The engine's memory budget (`limits.maxStoredBytes`) cannot take another connection. */
+  ENGINE_FULL: 4013,
 });
 
 /** Error codes of `{"type":"error"}` frames (see docs/PROTOCOL.md). */
@@ -38,6 +40,7 @@ export const ErrorCodes = Object.freeze({
   REALM_FULL: 'REALM_FULL',
   TOO_MANY_REALMS: 'TOO_MANY_REALMS',
   PATTERN_TOO_COMPLEX: 'PATTERN_TOO_COMPLEX',
+  ENGINE_FULL: 'ENGINE_FULL',
 });
 
 const parseData = (text) => (text == null ? null : JSON.parse(text));

@@ -40,7 +40,7 @@ fn config_of(config: JsValue) -> Result<Config, JsError> {
     let text: String = js_sys::JSON::stringify(&config)
         .map_err(|_| JsError::new("BAD_OPTIONS: options are not JSON-serialisable"))?
         .into();
-    serde_json::from_str(&text).map_err(|e| coded("BAD_OPTIONS", e))
+    serde_json::from_str(&text).map_err(|e| coded("BAD_OPTIONS", format!("invalid options: {e}")))
 }
 
 /// A thrown error whose message starts with its stable code.
@@ -92,7 +92,7 @@ fn integer(value: f64, what: &str) -> Result<u64, JsError> {
     if value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value <= 9_007_199_254_740_991.0 {
         Ok(value as u64)
     } else {
-        Err(JsError::new(&format!("BAD_ARGUMENT: {what} must be a non-negative safe integer, not {value}")))
+        Err(JsError::new(&format!("BAD_ARGUMENT: {what} must be a non-negative integer up to 2^53 - 1, not {value}")))
     }
 }
 
