@@ -34,7 +34,7 @@ const APP_ID: &str = "rollcall";
 const MAX_EVENTS: usize = 256;
 /// `limits.max_claim_patterns` and `limits.max_stored_bytes` of the harness.
 const MAX_CLAIM_PATTERNS: usize = 8;
-const MAX_STORED_BYTES: usize = 24_000;
+const MAX_STORED_BYTES: usize = 100_000;
 /// Outputs one event may produce at most before it counts as a blow-up.
 const MAX_OUTPUTS_PER_EVENT: usize = 10_000;
 

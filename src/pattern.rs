@@ -8,7 +8,16 @@
 use std::fmt;
 use std::sync::Arc;
 
-use globset::{GlobBuilder, GlobMatcher};
+use globset::GlobBuilder;
+use regex_automata::meta::Regex;
+
+/// Memory a compiled glob may use for its lazy DFA's cache. globset's own
+/// matcher allows 10 MiB per glob, and keeps its backtracker's 256 KiB
+/// visited set; measured, one glob matched against varied ids held 265 KiB,
+/// so 500 subscriptions of one connection could hold 130 MiB. With this
+/// bound and no backtracker, a glob holds a few KiB (docs/BENCHMARKS.md,
+/// "Memory budget"); past the cache the lazy DFA gives way to the PikeVM.
+const GLOB_CACHE_BYTES: usize = 16 * 1024;
 
 use crate::cache::SharedCache;
 
@@ -58,9 +67,12 @@ enum Matcher {
     /// `**`: every id.
     Everything,
     /// `<literal>*`, the commonest shape (`riders/*`): the literal, then one
-    /// segment's rest. Decided without a glob, which costs ~50 us to build.
+    /// segment's rest. Decided without a glob, which costs ~50 us to build
+    /// and up to ~35 KiB once matched.
     Segment,
-    Glob(GlobMatcher),
+    /// `<literal>/**` (`riders/**`): everything under the literal.
+    Under,
+    Glob(Box<Regex>),
 }
 
 /// A compiled pattern.
@@ -98,13 +110,15 @@ impl Pattern {
             return Err(err(PatternErrorKind::TooComplex { max: max_wildcards }));
         } else if source.strip_suffix('*').is_some_and(|prefix| !prefix.contains(['*', '?'])) {
             Matcher::Segment
+        } else if source.strip_suffix("/**").is_some_and(|prefix| !prefix.contains(['*', '?'])) {
+            Matcher::Under
         } else {
             let glob = GlobBuilder::new(&escape_literals(source))
                 .literal_separator(true)
                 .backslash_escape(false)
                 .build()
                 .map_err(|e| err(PatternErrorKind::Invalid(e.kind().to_string())))?;
-            Matcher::Glob(glob.compile_matcher())
+            Matcher::Glob(Box::new(glob_regex(glob.regex()).map_err(|e| err(PatternErrorKind::Invalid(e)))?))
         };
         Ok(Pattern { source: source.into(), matcher })
     }
@@ -135,9 +149,32 @@ impl Pattern {
                 let prefix = &self.source[..self.source.len() - 1];
                 id.strip_prefix(prefix).is_some_and(|rest| !rest.contains('/'))
             }
-            Matcher::Glob(g) => g.is_match(id),
+            Matcher::Under => id.starts_with(&self.source[..self.source.len() - 2]),
+            Matcher::Glob(re) => re.is_match(id.as_bytes()),
         }
     }
+}
+
+/// Whether `source` compiles to a glob (a regex with its caches) rather
+/// than `**`, a literal or `<literal>*`, which match without one.
+pub(crate) fn is_glob(source: &str) -> bool {
+    let literal = |prefix: &str| !prefix.contains(['*', '?']);
+    source != "**"
+        && source.contains(['*', '?'])
+        && !source.strip_suffix('*').is_some_and(literal)
+        && !source.strip_suffix("/**").is_some_and(literal)
+}
+
+/// The regex globset builds for a glob, compiled as globset does (bytes,
+/// `.` matching newlines) but with bounded caches.
+fn glob_regex(regex: &str) -> Result<Regex, String> {
+    let syntax = regex_automata::util::syntax::Config::new().utf8(false).dot_matches_new_line(true);
+    let config = Regex::config()
+        .utf8_empty(false)
+        .nfa_size_limit(Some(1 << 20))
+        .hybrid_cache_capacity(GLOB_CACHE_BYTES)
+        .backtrack(false);
+    Regex::builder().syntax(syntax).configure(config).build(regex).map_err(|e| e.to_string())
 }
 
 /// Keeps `*` and `?` as wildcards and makes every other glob meta-character
@@ -198,14 +235,30 @@ mod tests {
     }
 
     #[test]
-    fn a_trailing_star_decides_as_the_glob_does() {
+    fn trailing_stars_decide_as_the_glob_does() {
         let glob = |p: &str| {
             GlobBuilder::new(&escape_literals(p)).literal_separator(true).backslash_escape(false).build().unwrap()
         };
-        for p in ["*", "a/*", "a*", "a/b*", "[x]/*", "a/"] {
+        for p in ["*", "a/*", "a*", "a/b*", "[x]/*", "a/", "a/**", "a/b/**", "/**", "[x]/**"] {
             let (fast, slow) = (Pattern::compile(p, 256).unwrap(), glob(p).compile_matcher());
-            for id in ["", "a", "a/", "a/b", "a/b/c", "ab", "a/bc", "b", "[x]/y", "x/y", "/", "a//"] {
+            for id in ["", "a", "a/", "a/b", "a/b/c", "ab", "a/bc", "b", "[x]/y", "[x]/y/z", "x/y", "/", "a//", "/a"] {
                 assert_eq!(fast.matches(id), slow.is_match(id), "{p:?} on {id:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn globs_decide_as_globset_does() {
+        for p in ["a/**/c", "**/x", "a/**", "room-?", "*a??", "a*b*c", "[x]/?*", "{a,b}/*?", "a/*/c"] {
+            let theirs = GlobBuilder::new(&escape_literals(p))
+                .literal_separator(true)
+                .backslash_escape(false)
+                .build()
+                .unwrap()
+                .compile_matcher();
+            let ours = Pattern::compile(p, 256).unwrap();
+            for id in ["a/c", "a/b/c", "a/b/b/c", "x", "a/x", "room-1", "room-", "zab", "abc", "aXbYc", "[x]/yz", "{a,b}/q"] {
+                assert_eq!(ours.matches(id), theirs.is_match(id), "{p:?} on {id:?}");
             }
         }
     }

@@ -8,7 +8,8 @@
 //! | thing | charge |
 //! |---|---|
 //! | a connection | [`CONNECTION_BYTES`] + its claims ([`identity_bytes`]) |
-//! | a room it joined, a subscription it holds | [`ENTRY_BYTES`] + `limits.max_name_bytes` each |
+//! | a room it joined | [`ROOM_BYTES`] + twice the name's length |
+//! | a subscription it holds | [`ENTRY_BYTES`] + `limits.max_name_bytes`, plus [`GLOB_BYTES`] if its pattern is a glob |
 //! | a presence member | [`ENTRY_BYTES`] + its data's length |
 //! | an object | [`ENTRY_BYTES`] + its id's and data's lengths |
 //!
@@ -27,6 +28,17 @@ pub(crate) const CONNECTION_BYTES: usize = 2048;
 /// Fixed charge of one stored entry (a joined room, a subscription, a
 /// member, an object, a claim pattern), on top of its variable bytes.
 pub(crate) const ENTRY_BYTES: usize = 256;
+
+/// Fixed charge of one joined room: the connection's entry, the room's
+/// entry, and the room itself when it is the first (measured: 850 bytes of
+/// wasm memory per join of a distinct 256-byte name, docs/BENCHMARKS.md).
+pub(crate) const ROOM_BYTES: usize = 384;
+
+/// Extra charge of a subscription whose pattern compiles to a glob (not
+/// `**`, a literal, `<literal>*` or `<literal>/**`): the compiled regex and
+/// its matching caches, bounded in `pattern`. Measured: 34.5 KB of wasm
+/// memory per distinct glob matched against varied ids (docs/BENCHMARKS.md).
+pub(crate) const GLOB_BYTES: usize = 40 * 1024;
 
 /// What an identity's claims cost to keep: their text, and per pattern an
 /// entry (its compiled form is shared, but a distinct pattern each time is
@@ -59,10 +71,13 @@ pub(crate) fn entry_bytes(len: usize) -> usize {
 impl Engine {
     /// What a connection is charged for, from its current state.
     pub(super) fn connection_bytes(&self, c: &Connection) -> usize {
-        let per_entry = ENTRY_BYTES + self.config.limits.max_name_bytes;
+        let per_subscription = ENTRY_BYTES + self.config.limits.max_name_bytes;
+        let rooms: usize = c.rooms.keys().map(|room| ROOM_BYTES + 2 * room.len()).sum();
         CONNECTION_BYTES
             + c.identity.as_ref().map_or(0, identity_bytes)
-            + (c.rooms.len() + c.subscriptions).saturating_mul(per_entry)
+            + rooms
+            + c.subscriptions.saturating_mul(per_subscription)
+            + c.glob_subscriptions.saturating_mul(GLOB_BYTES)
     }
 
     /// Refuses with ENGINE_FULL unless `more` bytes fit beside `less` that
@@ -75,9 +90,15 @@ impl Engine {
         Ok(())
     }
 
-    /// Whether one more entry (a joined room, a subscription) fits.
-    pub(super) fn budget_allows_entry(&self) -> Result<(), Refusal> {
-        self.budget_allows(ENTRY_BYTES + self.config.limits.max_name_bytes, 0)
+    /// Whether one more subscription (with a glob pattern or not) fits.
+    pub(super) fn budget_allows_subscription(&self, glob: bool) -> Result<(), Refusal> {
+        let glob = if glob { GLOB_BYTES } else { 0 };
+        self.budget_allows(ENTRY_BYTES + self.config.limits.max_name_bytes + glob, 0)
+    }
+
+    /// Whether joining `room` fits.
+    pub(super) fn budget_allows_room(&self, room: &str) -> Result<(), Refusal> {
+        self.budget_allows(ROOM_BYTES + 2 * room.len(), 0)
     }
 
     pub(super) fn charge(&mut self, more: usize, less: usize) {

@@ -38,6 +38,8 @@ pub(crate) struct Connection {
     pub rooms: BTreeMap<String, JoinedRoom>,
     /// Subscriptions held, rooms and realms together.
     pub subscriptions: usize,
+    /// Of those, realm subscriptions whose pattern compiles to a glob.
+    pub glob_subscriptions: usize,
     pub permissions: Arc<Permissions>,
     /// What this connection is a data provider for, if anything.
     pub provides: Option<Arc<Provides>>,
@@ -59,6 +61,7 @@ impl Connection {
             auth: AuthState::Pending,
             rooms: BTreeMap::new(),
             subscriptions: 0,
+            glob_subscriptions: 0,
             permissions,
             provides: None,
             realm_subs: BTreeSet::new(),

@@ -253,7 +253,8 @@ impl Engine {
         let sub = RealmSub { realm: realm.to_string(), event: event.clone(), pattern };
         let already = self.connections.get(&conn).is_some_and(|c| c.realm_subs.contains(&sub));
         if !already {
-            self.budget_allows_entry()?;
+            let glob = crate::pattern::is_glob(&sub.pattern);
+            self.budget_allows_subscription(glob)?;
             let max = self.config.limits.max_subscriptions_per_connection;
             let count = self.connections.get(&conn).map_or(0, |c| c.subscriptions);
             if count >= max {
@@ -270,6 +271,7 @@ impl Engine {
             realm::watch(groups, compiled, conn);
             if let Some(c) = self.connections.get_mut(&conn) {
                 c.subscriptions += 1;
+                c.glob_subscriptions += usize::from(glob);
                 c.realm_subs.insert(sub);
             }
         }
@@ -300,6 +302,7 @@ impl Engine {
         if !c.realm_subs.remove(sub) {
             return;
         }
+        c.glob_subscriptions = c.glob_subscriptions.saturating_sub(usize::from(crate::pattern::is_glob(&sub.pattern)));
         c.subscriptions = c.subscriptions.saturating_sub(1);
         if let Some(rm) = self.realms.get_mut(&sub.realm) {
             match &sub.event {

@@ -113,7 +113,7 @@ impl Engine {
             if c.rooms.len() >= max_rooms {
                 return Err(Refusal(ErrorCode::TooManyRooms, format!("at most {max_rooms} rooms per connection")));
             }
-            self.budget_allows_entry()?;
+            self.budget_allows_room(&room)?;
             let c = self.conn(conn)?;
             c.rooms.insert(room.clone(), JoinedRoom { actions, subscriptions: 0 });
             self.rooms.entry(room.clone()).or_default().joined.insert(conn);
@@ -250,7 +250,7 @@ impl Engine {
                 format!("at most {max} subscriptions per connection"),
             ));
         }
-        self.budget_allows_entry()?;
+        self.budget_allows_subscription(false)?;
         let c = self.conn(conn)?;
         c.subscriptions += 1;
         if let Some(j) = c.rooms.get_mut(room) {

@@ -302,6 +302,7 @@ impl Engine {
             c.rooms.insert(room, JoinedRoom { actions, subscriptions: 0 });
         }
         c.subscriptions = cs.realm_subs.len();
+        c.glob_subscriptions = cs.realm_subs.iter().filter(|(_, _, pattern)| crate::pattern::is_glob(pattern)).count();
         c.realm_subs =
             cs.realm_subs.into_iter().map(|(realm, event, pattern)| RealmSub { realm, event, pattern }).collect();
         self.connections.insert(conn, c);
