@@ -146,9 +146,11 @@ pub struct Limits {
     /// claims), joined rooms and subscriptions, each charged its size plus
     /// a fixed overhead (see docs/PROTOCOL.md, "Memory budget"). What would
     /// pass it is refused with `ENGINE_FULL` (a frame), or, for a new
-    /// connection, closed with 4013. Default 67 108 864 (64 MiB): the
-    /// engine then stays within about 128 MiB of wasm memory (measured in
-    /// docs/BENCHMARKS.md), inside a Durable Object's 128 MB.
+    /// connection, closed with 4013. Default 67 108 864 (64 MiB): filled
+    /// with the most adversarial shapes measured, the engine's wasm memory
+    /// stayed at or under 66 MiB (docs/BENCHMARKS.md, "Memory budget"),
+    /// far inside wasm32's 4 GiB; a Durable Object (128 MB in all) may
+    /// lower it.
     pub max_stored_bytes: usize,
 }
 

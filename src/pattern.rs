@@ -8,16 +8,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use globset::GlobBuilder;
-use regex_automata::meta::Regex;
-
-/// Memory a compiled glob may use for its lazy DFA's cache. globset's own
-/// matcher allows 10 MiB per glob, and keeps its backtracker's 256 KiB
-/// visited set; measured, one glob matched against varied ids held 265 KiB,
-/// so 500 subscriptions of one connection could hold 130 MiB. With this
-/// bound and no backtracker, a glob holds a few KiB (docs/BENCHMARKS.md,
-/// "Memory budget"); past the cache the lazy DFA gives way to the PikeVM.
-const GLOB_CACHE_BYTES: usize = 16 * 1024;
+use globset::{GlobBuilder, GlobMatcher};
 
 use crate::cache::SharedCache;
 
@@ -68,11 +59,11 @@ enum Matcher {
     Everything,
     /// `<literal>*`, the commonest shape (`riders/*`): the literal, then one
     /// segment's rest. Decided without a glob, which costs ~50 us to build
-    /// and up to ~35 KiB once matched.
+    /// and up to ~265 KB once matched against varied ids.
     Segment,
     /// `<literal>/**` (`riders/**`): everything under the literal.
     Under,
-    Glob(Box<Regex>),
+    Glob(GlobMatcher),
 }
 
 /// A compiled pattern.
@@ -118,7 +109,7 @@ impl Pattern {
                 .backslash_escape(false)
                 .build()
                 .map_err(|e| err(PatternErrorKind::Invalid(e.kind().to_string())))?;
-            Matcher::Glob(Box::new(glob_regex(glob.regex()).map_err(|e| err(PatternErrorKind::Invalid(e)))?))
+            Matcher::Glob(glob.compile_matcher())
         };
         Ok(Pattern { source: source.into(), matcher })
     }
@@ -150,7 +141,7 @@ impl Pattern {
                 id.strip_prefix(prefix).is_some_and(|rest| !rest.contains('/'))
             }
             Matcher::Under => id.starts_with(&self.source[..self.source.len() - 2]),
-            Matcher::Glob(re) => re.is_match(id.as_bytes()),
+            Matcher::Glob(g) => g.is_match(id),
         }
     }
 }
@@ -163,18 +154,6 @@ pub(crate) fn is_glob(source: &str) -> bool {
         && source.contains(['*', '?'])
         && !source.strip_suffix('*').is_some_and(literal)
         && !source.strip_suffix("/**").is_some_and(literal)
-}
-
-/// The regex globset builds for a glob, compiled as globset does (bytes,
-/// `.` matching newlines) but with bounded caches.
-fn glob_regex(regex: &str) -> Result<Regex, String> {
-    let syntax = regex_automata::util::syntax::Config::new().utf8(false).dot_matches_new_line(true);
-    let config = Regex::config()
-        .utf8_empty(false)
-        .nfa_size_limit(Some(1 << 20))
-        .hybrid_cache_capacity(GLOB_CACHE_BYTES)
-        .backtrack(false);
-    Regex::builder().syntax(syntax).configure(config).build(regex).map_err(|e| e.to_string())
 }
 
 /// Keeps `*` and `?` as wildcards and makes every other glob meta-character

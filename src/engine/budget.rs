@@ -36,9 +36,11 @@ pub(crate) const ROOM_BYTES: usize = 384;
 
 /// Extra charge of a subscription whose pattern compiles to a glob (not
 /// `**`, a literal, `<literal>*` or `<literal>/**`): the compiled regex and
-/// its matching caches, bounded in `pattern`. Measured: 34.5 KB of wasm
-/// memory per distinct glob matched against varied ids (docs/BENCHMARKS.md).
-pub(crate) const GLOB_BYTES: usize = 40 * 1024;
+/// its lazy DFA cache. Measured: 6 KB compiled, 265 KB once a distinct
+/// 12-wildcard glob has met varied ids (docs/BENCHMARKS.md); globset allows
+/// the cache up to 10 MiB, which no shape within `maxPatternWildcards` was
+/// seen to need.
+pub(crate) const GLOB_BYTES: usize = 256 * 1024;
 
 /// What an identity's claims cost to keep: their text, and per pattern an
 /// entry (its compiled form is shared, but a distinct pattern each time is
