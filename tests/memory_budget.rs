@@ -142,3 +142,31 @@ fn a_restored_engine_charges_what_it_holds() {
     let restored = rollcall::Engine::restore(config, &h.engine.snapshot()).unwrap();
     assert_eq!(restored.stored_bytes(), h.engine.stored_bytes());
 }
+
+#[test]
+fn glob_subscriptions_are_charged_what_a_glob_holds() {
+    // A distinct glob keeps a compiled regex and a lazy-DFA cache (265 KB
+    // measured): 500 subscriptions of distinct globs would hold over
+    // 128 MiB, so each is charged 256 KiB. In a 2 MiB budget: 7 fit.
+    let limits = Limits { max_stored_bytes: 2 << 20, ..Limits::default() };
+    let mut h = Host::new(Config { limits, ..Config::default() });
+    h.open(1, admin());
+    let mut n = 0;
+    let code = loop {
+        let reply =
+            h.request(1, json!({"op": "realm.subscribe", "realm": "r", "event": "*", "pattern": format!("*a?{n}")}));
+        if reply["type"] == "error" {
+            break reply["code"].as_str().unwrap_or_default().to_string();
+        }
+        n += 1;
+    };
+    assert_eq!(code, "ENGINE_FULL");
+    assert_eq!(n, 7, "glob subscriptions in 2 MiB");
+    // Patterns that match without a glob cost a plain entry, and still fit.
+    for p in ["**", "riders/*", "riders/**", "riders/alice"] {
+        h.ok(1, json!({"op": "realm.subscribe", "realm": "r", "event": "*", "pattern": p}));
+    }
+    // Unsubscribing gives the bytes back.
+    h.ok(1, json!({"op": "realm.unsubscribe", "realm": "r", "event": "*", "pattern": "*a?0"}));
+    h.ok(1, json!({"op": "realm.subscribe", "realm": "r", "event": "*", "pattern": "*b?"}));
+}
