@@ -236,7 +236,9 @@ mod tests {
                 .unwrap()
                 .compile_matcher();
             let ours = Pattern::compile(p, 256).unwrap();
-            for id in ["a/c", "a/b/c", "a/b/b/c", "x", "a/x", "room-1", "room-", "zab", "abc", "aXbYc", "[x]/yz", "{a,b}/q"] {
+            for id in
+                ["a/c", "a/b/c", "a/b/b/c", "x", "a/x", "room-1", "room-", "zab", "abc", "aXbYc", "[x]/yz", "{a,b}/q"]
+            {
                 assert_eq!(ours.matches(id), theirs.is_match(id), "{p:?} on {id:?}");
             }
         }
