@@ -4,7 +4,7 @@
 //
 //   node bench/engine.js                 # everything (about 3-4 minutes)
 //   node bench/engine.js fanout jwt      # only some sections:
-//        fanout providers jwt patterns memory startup scale
+//        fanout providers jwt patterns memory budget startup scale
 //   node bench/engine.js --json out.json # also write the medians as JSON
 //
 // Timing: process.hrtime.bigint(). Each case is sampled for a fixed budget
@@ -20,14 +20,15 @@ import { gzipSync } from 'node:zlib';
 import crypto from 'node:crypto';
 import os from 'node:os';
 import { Engine } from '../js/index.node.js';
-import { initSync } from '../pkg/rollcall_wasm.js';
+import { initSync, WasmEngine } from '../pkg/rollcall_wasm.js';
 
 const ROOT = new URL('../', import.meta.url);
 const T0 = 1_720_865_608_496;
 const U32 = 4_294_967_295;
 const BUDGET_MS = Number(process.env.BENCH_BUDGET_MS ?? 1500);
 // The benches' configuration: the default with the frame rate limit lifted.
-const OPTIONS = { limits: { rate: { burst: U32, perSecond: U32 } } };
+// The memory budget lifted too (to wasm32's 4 GiB): these sections measure engines past 64 MiB.
+const OPTIONS = { limits: { rate: { burst: U32, perSecond: U32 }, maxStoredBytes: U32 } };
 const results = {};
 
 // ---- measuring -------------------------------------------------------------
@@ -454,6 +455,87 @@ function benchMemory() {
   }
 }
 
+// ---- 4b. the memory budget at the default limits ---------------------------
+
+/**
+ * One adversarial shape per fresh process, at the default limits (only the
+ * frame rate and the violation budget lifted): connections store as much as
+ * the engine lets them, until every further open is closed with 4013.
+ * Reports the wasm memory at that point and the bytes charged
+ * (`storedBytes`). The shapes are the ones whose real memory is largest for
+ * what they are charged.
+ */
+const BUDGET_SHAPES = {
+  // 16 KB objects, as in issue 10's finding 3 (100 connections).
+  objects16k: (i) => [`{"op":"object.create","realm":"r","id":"o/${i}","data":"${'x'.repeat(16 * 1024 - 2)}"}`],
+  // Objects with 256-byte ids and no data: the most entries per byte.
+  objectIds: (i) => [`{"op":"object.create","realm":"r","id":"${String(i).padStart(256, 'k')}"}`],
+  // Each connection joins 100 rooms with distinct 256-byte names.
+  rooms: (i) => [`{"op":"room.join","room":"${String(i).padStart(256, 'r')}"}`],
+  // Members with 4 KiB of presence data, 10,000 to a room.
+  members: (i) => [
+    `{"op":"room.join","room":"m${Math.floor(i / 10_000)}"}`,
+    `{"op":"presence.join","room":"m${Math.floor(i / 10_000)}","data":"${'p'.repeat(4094)}"}`,
+  ],
+  // Realm event subscriptions with distinct 12-wildcard globs (the lazy
+  // DFA's worst shape), then 50 realm events with varied 256-byte ids,
+  // so that every glob is matched against many ids.
+  globs: (i) => [`{"op":"realm.subscribe","realm":"r","event":"*","pattern":"*a??????????${i}"}`],
+};
+
+function budgetChild(shape) {
+  const wasm = initSync();
+  const bytes = () => wasm.memory.buffer.byteLength;
+  const before = bytes();
+  const e = new WasmEngine({ limits: { rate: { burst: U32, perSecond: U32 }, violations: { burst: U32, perSecond: U32 } } });
+  const identity = { clientId: 'x', per: { '*': { '**': 'CRUD' } } };
+  const perConnection = shape === 'rooms' ? 100 : shape === 'globs' ? 500 : shape === 'members' ? 1 : 1_000;
+  let conn = 0;
+  let item = 0;
+  let stored = 0;
+  let refusals = 0;
+  for (;;) {
+    conn += 1;
+    const b = e.open(conn, { identity }, T0);
+    if (b.closes.length) break;
+    for (let k = 0; k < perConnection; k++) {
+      let refused = false;
+      for (const frame of BUDGET_SHAPES[shape](item)) {
+        const r = e.message(conn, frame, T0);
+        if (r.sends.some((x) => x.payload.includes('ENGINE_FULL'))) refused = true;
+      }
+      item += 1;
+      if (refused) {
+        refusals += 1;
+        break;
+      }
+    }
+    stored = e.storedBytes();
+  }
+  if (shape === 'globs') {
+    // Varied ids through every glob: objects created and updated by connection 1.
+    let rnd = 1;
+    const id = () => Array.from({ length: 256 }, () => ((rnd = (rnd * 1103515245 + 12345) >>> 0) & 0x10000 ? 'a' : 'b')).join('');
+    for (let k = 0; k < 50; k++) e.message(1, `{"op":"realm.publish","realm":"r","event":"e","id":"${id()}"}`, T0);
+  }
+  console.log(JSON.stringify({ shape, before, after: bytes(), stored, connections: conn - 1, items: item, refusals }));
+}
+
+function benchBudget() {
+  section('Memory budget: wasm memory when the default budget (maxStoredBytes 64 MiB) is spent');
+  const script = fileURLToPath(import.meta.url);
+  for (const shape of Object.keys(BUDGET_SHAPES)) {
+    const r = spawnSync(process.execPath, [script, '--budget-child', shape], { encoding: 'utf8', maxBuffer: 1 << 24 });
+    if (r.status !== 0) throw new Error(r.stderr);
+    const m = JSON.parse(r.stdout.trim().split('\n').pop());
+    results[`budget/${shape}`] = m;
+    console.log(
+      `${shape}: ${m.connections} connections, ${m.items} items, charged ${(m.stored / 2 ** 20).toFixed(1)} MiB; ` +
+        `wasm memory ${(m.before / 2 ** 20).toFixed(1)} → ${(m.after / 2 ** 20).toFixed(1)} MiB`,
+    );
+  }
+}
+
 function benchStartup() {
   section('Size and start-up');
   const wasmBytes = readFileSync(new URL('pkg/rollcall_wasm_bg.wasm', ROOT));
@@ -562,10 +644,12 @@ function benchScale() {
 const args = process.argv.slice(2);
 if (args[0] === '--memory-child') {
   memoryChild(Number(args[1]));
+} else if (args[0] === '--budget-child') {
+  budgetChild(args[1]);
 } else {
   const jsonAt = args.indexOf('--json');
   const jsonOut = jsonAt >= 0 ? args.splice(jsonAt, 2)[1] : null;
-  const all = ['fanout', 'providers', 'jwt', 'patterns', 'memory', 'startup', 'scale'];
+  const all = ['fanout', 'providers', 'jwt', 'patterns', 'memory', 'budget', 'startup', 'scale'];
   const chosen = args.length ? args : all;
   for (const a of chosen) if (!all.includes(a)) throw new Error(`unknown section ${a}; one of ${all.join(' ')}`);
   console.log(
@@ -580,6 +664,7 @@ if (args[0] === '--memory-child') {
   if (chosen.includes('jwt')) await benchJwt();
   if (chosen.includes('patterns')) await benchPatterns();
   if (chosen.includes('memory')) benchMemory();
+  if (chosen.includes('budget')) benchBudget();
   if (chosen.includes('startup')) benchStartup();
   if (chosen.includes('scale')) benchScale();
   console.log(`\nload average at the end ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ${((Date.now() - t) / 1000).toFixed(0)} s`);

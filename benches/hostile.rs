@@ -20,6 +20,16 @@
 //! * `list/scan/N`: one `object.list` with a 12-wildcard pattern without a
 //!   literal prefix in a realm of N objects: every object is matched.
 //!
+//! * `open/…`: one `handle_open` with an HS256 token, drained, then the
+//!   connection closed (the close is cheap next to the open). `limit-64`:
+//!   the most a token may carry at the defaults, 64 distinct 12-wildcard
+//!   patterns (`per` and `dpv`) in just under `maxTokenBytes` (8 KiB), every
+//!   one compiled on each open (the compiled-claim cache is kept at one
+//!   entry and two tokens alternate); `over-patterns`: 65 such patterns,
+//!   refused before any is compiled; `refused-225KB`: issue 10's 225 KB
+//!   token with 3,000 patterns, refused by its length; `before-3000`: that
+//!   token accepted with both limits lifted, as before them.
+//!
 //! Run: `cargo bench --bench hostile`.
 
 mod support;
@@ -56,6 +66,9 @@ fn config(max_pattern_wildcards: usize) -> Config {
         rate: RateLimit { burst: u32::MAX, per_second: u32::MAX },
         violations: RateLimit { burst: u32::MAX, per_second: u32::MAX },
         max_pattern_wildcards,
+        // Time, not memory, is measured here: 500 glob subscriptions are
+        // past the default budget (256 KiB each).
+        max_stored_bytes: usize::MAX,
         ..Limits::default()
     };
     c
@@ -264,9 +277,71 @@ fn bench_list(c: &mut Criterion) {
     g.finish();
 }
 
+const SECRET: &str = "hostile-bench-secret";
+
+/// An HS256 token whose `per` and `dpv` claims hold `n` distinct patterns
+/// together, each `pad` bytes of literal then 12 wildcards. `salt` makes
+/// the patterns of two tokens differ.
+fn token_with_patterns(n: usize, pad: usize, salt: usize) -> String {
+    let pattern = |i: usize| format!("{salt}-{i}/{}/*a{}", "x".repeat(pad), "?".repeat(10));
+    let per: serde_json::Map<String, serde_json::Value> = (0..n / 2).map(|i| (pattern(i), json!("R"))).collect();
+    let dpv: Vec<String> = (n / 2..n).map(pattern).collect();
+    let claims = json!({"sub": "big", "exp": T0 / 1000 + 3600, "per": {REALM: per}, "dpv": {REALM: dpv}});
+    let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes());
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).expect("signs")
+}
+
+fn bench_open(c: &mut Criterion) {
+    let mut g = c.benchmark_group("open");
+    let engine_with = |max_token_bytes: usize, max_claim_patterns: usize| {
+        let mut c = config(12);
+        c.auth.keys = vec![rollcall::JwtKey {
+            kid: None,
+            algorithm: rollcall::Algorithm::HS256,
+            secret: Some(SECRET.into()),
+            pem: None,
+        }];
+        c.auth.max_token_bytes = max_token_bytes;
+        c.limits.max_claim_patterns = max_claim_patterns;
+        // One compiled claim kept: each open below compiles its patterns.
+        c.limits.pattern_cache_size = 1;
+        Engine::new(c).unwrap()
+    };
+    let limits = Limits::default();
+    let max_token = rollcall::AuthConfig::default().max_token_bytes;
+    let limit = limits.max_claim_patterns;
+    let fitting = [token_with_patterns(limit, 58, 0), token_with_patterns(limit, 58, 1)];
+    assert!(fitting.iter().all(|t| t.len() <= max_token && t.len() > max_token - 1536), "{}", fitting[0].len());
+    let over = [token_with_patterns(limit + 1, 20, 0), token_with_patterns(limit + 1, 20, 1)];
+    let huge = [token_with_patterns(3_000, 40, 0), token_with_patterns(3_000, 40, 1)];
+    assert!(huge[0].len() > 220_000, "{}", huge[0].len());
+    let cases: [(&str, &[String; 2], usize, usize, bool); 4] = [
+        ("limit-64", &fitting, max_token, limit, true),
+        ("over-patterns", &over, max_token, limit, false),
+        ("refused-225KB", &huge, max_token, limit, false),
+        ("before-3000", &huge, usize::MAX, usize::MAX, true),
+    ];
+    for (name, tokens, max_token_bytes, max_patterns, accepted) in cases {
+        let mut engine = engine_with(max_token_bytes, max_patterns);
+        let mut i = 0usize;
+        let mut step = |engine: &mut Engine| {
+            i += 1;
+            let conn = ConnectionId(10 + (i as u64 % 2));
+            engine.handle_open(conn, rollcall::Credentials::Token(tokens[i % 2].clone()), T0).unwrap();
+            let opened = engine.connection_count() == 1;
+            engine.handle_close(conn, T0);
+            black_box(drain(engine));
+            opened
+        };
+        assert_eq!(step(&mut engine), accepted, "{name}");
+        g.bench_function(name, |b| b.iter(|| step(&mut engine)));
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = criterion();
-    targets = bench_frames, bench_patterns, bench_events, bench_list
+    targets = bench_frames, bench_patterns, bench_events, bench_list, bench_open
 }
 criterion_main!(benches);

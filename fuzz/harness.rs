@@ -19,9 +19,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use rollcall::time::MAX_TIME;
 use rollcall::{
-    Algorithm, Config, ConnectionId, ConnectionStatus, Credentials, Engine, HostEvent, Identity, JwtKey, Output,
-    RateLimit, RoomAction,
+    Algorithm, AuthError, CloseCode, Config, ConnectionId, ConnectionStatus, Credentials, Engine, HostEvent, Identity,
+    JwtKey, Output, RateLimit, RoomAction,
 };
 
 /// The first clock reading: 2024-07-13T10:13:28.496Z.
@@ -31,6 +32,9 @@ const LEEWAY_MS: u64 = 1_000;
 const APP_ID: &str = "rollcall";
 /// Events read from one input at most.
 const MAX_EVENTS: usize = 256;
+/// `limits.max_claim_patterns` and `limits.max_stored_bytes` of the harness.
+const MAX_CLAIM_PATTERNS: usize = 8;
+const MAX_STORED_BYTES: usize = 100_000;
 /// Outputs one event may produce at most before it counts as a blow-up.
 const MAX_OUTPUTS_PER_EVENT: usize = 10_000;
 
@@ -143,6 +147,12 @@ const SPECS: &[Spec] = &[
     Spec { sub: Some("mallory"), rooms: None, per: None, dpv: Some(&[("r1", "")]), expires_in: None },
     Spec { sub: Some(""), rooms: None, per: None, dpv: None, expires_in: None },
 ];
+
+/// A `per` claim with one pattern more than the harness allows.
+fn too_many_patterns() -> BTreeMap<String, BTreeMap<String, String>> {
+    let ids = (0..=MAX_CLAIM_PATTERNS).map(|i| (format!("p{i}"), "R".to_string())).collect();
+    BTreeMap::from([("r1".to_string(), ids)])
+}
 
 fn identity(spec: &Spec, expires_at: Option<u64>) -> Identity {
     Identity {
@@ -383,6 +393,27 @@ fn token(inp: &mut Input, now: u64) -> (String, TokenKind) {
             let secret = if inp.byte() & 1 == 0 { SECRET } else { "not-the-secret" };
             (hs256_token(&claims_json(spec, None, exp), secret), TokenKind::Refused)
         }
+        5 if inp.byte() & 1 == 0 => {
+            let claims = match inp.choose(3) {
+                // exp = Number.MAX_SAFE_INTEGER seconds: past MAX_TIME in ms.
+                0 => claims_json(spec, None, MAX_TIME),
+                // More patterns than max_claim_patterns.
+                1 => {
+                    let per: Vec<String> = (0..=MAX_CLAIM_PATTERNS).map(|i| format!(r#""p{i}":"R""#)).collect();
+                    format!(r#"{{"sub":"big","exp":{},"per":{{"r1":{{{}}}}}}}"#, secs + 60, per.join(","))
+                }
+                // iss as an array.
+                _ => format!(r#"{{"sub":"x","exp":{},"iss":["a"]}}"#, secs + 60),
+            };
+            (hs256_token(&claims, SECRET), TokenKind::Refused)
+        }
+        5 if inp.byte() & 1 == 0 => {
+            // A `crit` header naming an extension: refused (RFC 7515 4.1.11).
+            let header = b64url(br#"{"alg":"HS256","typ":"JWT","crit":["exp"]}"#);
+            let signing_input = format!("{header}.{}", b64url(claims_json(spec, None, secs + 60).as_bytes()));
+            let signature = b64url(&hmac_sha256(SECRET.as_bytes(), signing_input.as_bytes()));
+            (format!("{signing_input}.{signature}"), TokenKind::Refused)
+        }
         _ => {
             let garbage = match inp.choose(4) {
                 0 => String::new(),
@@ -559,6 +590,9 @@ fn config() -> Config {
     l.max_realms = 3;
     l.max_objects_per_realm = 4;
     l.max_object_data_bytes = 64;
+    l.max_claim_patterns = MAX_CLAIM_PATTERNS;
+    // Binds now and then: opens closed with 4013, frames refused with ENGINE_FULL.
+    l.max_stored_bytes = MAX_STORED_BYTES;
     config
 }
 
@@ -640,6 +674,8 @@ struct Harness {
     /// Live connections and the identity each holds (`None`: pending).
     live: BTreeMap<u64, Option<Identity>>,
     events: usize,
+    /// Every connection has been closed (the last checks run).
+    finished: bool,
     /// Print every event and its outputs (`ROLLCALL_FUZZ_TRACE=1`), to read a crash.
     trace: bool,
 }
@@ -652,6 +688,7 @@ impl Harness {
             now: T0,
             live: BTreeMap::new(),
             events: 0,
+            finished: false,
             trace: std::env::var_os("ROLLCALL_FUZZ_TRACE").is_some(),
         }
     }
@@ -666,9 +703,19 @@ impl Harness {
                     0..=3 => {
                         let index = inp.choose(SPECS.len());
                         let spec = &SPECS[index];
-                        let expires_at = spec.expires_in.map(|d| self.now.saturating_add(d));
-                        let id = identity(spec, expires_at);
-                        let refused = index >= SPECS.len() - 3;
+                        let mut expires_at = spec.expires_in.map(|d| self.now.saturating_add(d));
+                        let flags = inp.byte();
+                        if flags & 0x0f == 0 {
+                            // Past what a JS number holds: refused, never a deadline.
+                            expires_at = Some(MAX_TIME + 1 + u64::from(flags >> 4));
+                        }
+                        let mut id = identity(spec, expires_at);
+                        if flags & 0xf0 == 0x10 {
+                            id.per = Some(too_many_patterns());
+                        }
+                        let refused = index >= SPECS.len() - 3
+                            || expires_at.is_some_and(|at| at > MAX_TIME)
+                            || id.pattern_count() > MAX_CLAIM_PATTERNS;
                         if !self.live.contains_key(&c) && !refused {
                             // The engine closes at once an identity already expired.
                             let must_live = expires_at.map_or(true, |at| at > self.now);
@@ -676,6 +723,7 @@ impl Harness {
                         }
                         Credentials::Identity(id)
                     }
+                    4 if inp.byte() & 7 == 0 => Credentials::Invalid("a clientId that is not a string".into()),
                     4 => {
                         if !self.live.contains_key(&c) {
                             expect.opened = Some((c, None, true));
@@ -754,7 +802,6 @@ impl Harness {
                     eprintln!("#{} swap", self.events);
                 }
                 self.swap();
-                self.check_snapshot_roundtrip(&"swap");
                 return self.check_state(&"swap");
             }
             _ => Action::Frame(CONNS[inp.choose(CONNS.len())], structured_frame(inp)),
@@ -789,6 +836,8 @@ impl Harness {
         let bytes = self.engine.snapshot();
         let restored = Engine::restore(config(), &bytes)
             .unwrap_or_else(|e| panic!("invariant: restore of a fresh snapshot failed: {e:?}"));
+        // The round trip, checked on the engine that carries on.
+        assert!(restored.snapshot() == bytes, "invariant: snapshot -> restore -> snapshot changed the bytes at a swap");
         let old = std::mem::replace(&mut self.engine, restored);
         self.shadow = Some(old);
     }
@@ -826,6 +875,8 @@ impl Harness {
         }
         let mut gone: BTreeSet<u64> = BTreeSet::new();
         let mut closed_by_engine: BTreeSet<u64> = BTreeSet::new();
+        let mut full: BTreeSet<u64> = BTreeSet::new();
+        let mut bad_identity: BTreeSet<u64> = BTreeSet::new();
         let mut sent = 0usize;
         let mut publish_sends: Vec<usize> = Vec::new();
         for o in outputs {
@@ -850,12 +901,18 @@ impl Harness {
                     assert!(may_exist.contains(&c), "invariant: Close of connection {c}, which is not live");
                     assert!(!gone.contains(&c), "invariant: connection {c} closed twice");
                     assert!(close.reason.len() <= 123, "invariant: close reason over 123 bytes");
+                    if close.code == CloseCode::EngineFull {
+                        full.insert(c);
+                    }
                     closed_by_engine.insert(c);
                 }
                 Output::Event(HostEvent::Closed { connection }) => {
                     let c = connection.0;
                     assert!(may_exist.contains(&c), "invariant: Closed event for connection {c}, which is not live");
                     assert!(gone.insert(c), "invariant: two Closed events for connection {c}");
+                }
+                Output::Event(HostEvent::AuthRefused { connection, error: AuthError::BadIdentity(_) }) => {
+                    bad_identity.insert(connection.0);
                 }
                 Output::Event(_) => {}
             }
@@ -886,7 +943,8 @@ impl Harness {
             self.live.remove(c);
         }
         if let Some((c, identity, must_live)) = &expect.opened {
-            if *must_live {
+            // Only a spent memory budget may turn a good identity away (4013).
+            if *must_live && !full.contains(c) {
                 assert!(!gone.contains(c), "invariant: connection {c} opened with {identity:?} was closed at once");
             }
             if !gone.contains(c) {
@@ -900,11 +958,11 @@ impl Harness {
                 assert!(gone.contains(c), "invariant: connection {c} opened with a bad token was not closed");
             }
         }
-        if let Action::Open(c, Credentials::Identity(_)) = action {
+        if let Action::Open(c, Credentials::Identity(_) | Credentials::Invalid(_)) = action {
             if !before.contains(c) && expect.opened.is_none() {
                 assert!(
-                    matches!(answer, Answer::Open(Err(_))),
-                    "invariant: an identity with invalid claims was accepted for {c}"
+                    gone.contains(c) && bad_identity.contains(c),
+                    "invariant: an unusable identity was not refused with BAD_IDENTITY for {c}"
                 );
             }
         }
@@ -987,7 +1045,17 @@ impl Harness {
             }
         }
         assert!(engine.realm_names().len() <= 3, "invariant: more realms than max_realms");
+        assert!(
+            engine.stored_bytes() <= MAX_STORED_BYTES,
+            "invariant: {} bytes stored, over the budget, after {after:?}",
+            engine.stored_bytes()
+        );
         if let Some(shadow) = &self.shadow {
+            assert_eq!(shadow.stored_bytes(), engine.stored_bytes(), "invariant: the budget drifted after {after:?}");
+        }
+        // Whole-state comparison costs two snapshots: every 16th event and
+        // at the end (outputs are compared after every event).
+        if let (Some(shadow), true) = (&self.shadow, self.events % 16 == 0 || self.finished) {
             assert!(
                 shadow.snapshot() == engine.snapshot(),
                 "invariant: the restored engine's state diverged from its shadow after {after:?}"
@@ -1024,12 +1092,20 @@ impl Harness {
             let expect = Expect { host_closed: Some(c), ..Expect::default() };
             self.check_outputs(&action, &answer, &outputs, &before, &expect);
         }
+        self.finished = true;
         self.check_state(&"closing every connection");
-        self.check_snapshot_roundtrip(&"closing every connection");
         let engine = &mut self.engine;
         assert_eq!(engine.connection_count(), 0, "invariant: connections left after closing all");
         assert!(engine.room_names().is_empty(), "invariant: rooms left with no connection: {:?}", engine.room_names());
         assert_eq!(engine.poll_timeout(), None, "invariant: a deadline left with no connection");
+        // With no connection left, only objects are charged: nothing leaked from the budget.
+        let mut objects = 0;
+        for realm in engine.realm_names() {
+            for o in engine.objects(&realm, "**").expect("`**` is a valid pattern") {
+                objects += 256 + o.id.len() + o.data.map_or(0, |d| d.len());
+            }
+        }
+        assert_eq!(engine.stored_bytes(), objects, "invariant: the budget holds bytes for nothing");
         for realm in engine.realm_names() {
             let objects = engine.objects(&realm, "**").expect("`**` is a valid pattern");
             assert!(!objects.is_empty(), "invariant: realm {realm:?} left with no object and no subscriber");

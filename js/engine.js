@@ -22,6 +22,8 @@ export const CloseCodes = Object.freeze({
   STALE: 4010,
   /** Another connection resumed this one with its resume token. */
   RESUMED: 4011,
+  /** The engine's memory budget (`limits.maxStoredBytes`) cannot take another connection. */
+  ENGINE_FULL: 4013,
 });
 
 /** Error codes of `{"type":"error"}` frames (see docs/PROTOCOL.md). */
@@ -49,6 +51,7 @@ export const ErrorCodes = Object.freeze({
   TOO_MANY_REALMS: 'TOO_MANY_REALMS',
   PATTERN_TOO_COMPLEX: 'PATTERN_TOO_COMPLEX',
   RESUME_FAILED: 'RESUME_FAILED',
+  ENGINE_FULL: 'ENGINE_FULL',
 });
 
 /**

@@ -58,6 +58,8 @@ export interface AuthOptions {
   audiences?: string[];
   /** Time a connection opened without credentials has to send `auth`, ms. Default 10000. */
   authTimeoutMs?: number;
+  /** Longest token (at open or in `auth`), bytes; longer ones are refused (TOKEN_TOO_LARGE) before decoding. Default 8192. */
+  maxTokenBytes?: number;
 }
 
 /** A token bucket: `burst` tokens when full, `perSecond` regained each second. */
@@ -95,6 +97,14 @@ export interface Limits {
   maxObjectsPerRealm?: number;
   /** Object data (JSON text), bytes. Default 16384. */
   maxObjectDataBytes?: number;
+  /** Patterns in one identity's `rooms`, `per` and `dpv` claims together; more are refused (BAD_CLAIMS, BAD_IDENTITY). Default 64. */
+  maxClaimPatterns?: number;
+  /**
+   * The whole engine's memory budget, bytes: object ids and data, presence data, connections with their
+   * claims, joined rooms, subscriptions (docs/PROTOCOL.md, "Memory budget"). Past it: ENGINE_FULL frames,
+   * new connections closed with 4013. Default 67108864 (64 MiB).
+   */
+  maxStoredBytes?: number;
 }
 
 /** CRUD letters, e.g. "R" or "CRU". */
@@ -152,8 +162,8 @@ export interface Send {
   payload: string;
 }
 
-/** 4009 (SLOW_CONSUMER) and 1011 (INTERNAL_ERROR) come from host adapters, not the engine. */
-export type CloseCode = 4001 | 4002 | 4003 | 4008 | 4009 | 4010 | 4011 | 1011;
+/** 4009 (SLOW_CONSUMER) and 1011 (INTERNAL_ERROR) come from host adapters, not the engine. 4013: the memory budget is spent. */
+export type CloseCode = 4001 | 4002 | 4003 | 4008 | 4009 | 4010 | 4011 | 4013 | 1011;
 
 /**
  * Close this connection; the engine has already forgotten it, except after
@@ -162,9 +172,18 @@ export type CloseCode = 4001 | 4002 | 4003 | 4008 | 4009 | 4010 | 4011 | 1011;
 export interface CloseInstruction {
   connection: number;
   code: CloseCode;
-  /** AUTH_FAILED reasons are AuthError names (EXPIRED, BAD_SIGNATURE, ...). */
+  /** AUTH_FAILED reasons are AuthError names (EXPIRED, BAD_SIGNATURE, ...): see {@link AuthError}. */
   reason: string;
 }
+
+/**
+ * Why a token or a host-asserted identity was refused (the close reason of a 4001; the `authRefused`
+ * event's `error` starts with it, e.g. "BAD_CLAIMS: exp ... is too far in the future").
+ */
+export type AuthError =
+  | 'NO_KEYS' | 'MALFORMED' | 'ALGORITHM_NOT_ALLOWED' | 'UNKNOWN_KID' | 'BAD_SIGNATURE' | 'EXPIRED'
+  | 'NOT_YET_VALID' | 'MISSING_EXP' | 'WRONG_ISSUER' | 'WRONG_AUDIENCE' | 'BAD_CLAIMS'
+  | 'TOKEN_TOO_LARGE' | 'UNKNOWN_CRIT' | 'BAD_IDENTITY';
 
 export type HostEvent =
   | { type: 'authenticated'; connection: number; clientId: string | null }
@@ -231,7 +250,7 @@ export type ErrorCode =
   | 'ROOM_NOT_JOINED' | 'TOO_MANY_ROOMS' | 'TOO_MANY_SUBSCRIPTIONS' | 'ROOM_FULL'
   | 'PRESENCE_DATA_TOO_LARGE' | 'NO_CLIENT_ID' | 'RATE_LIMITED'
   | 'OBJECT_EXISTS' | 'OBJECT_NOT_FOUND' | 'OBJECT_DATA_TOO_LARGE' | 'REALM_FULL' | 'TOO_MANY_REALMS'
-  | 'PATTERN_TOO_COMPLEX' | 'RESUME_FAILED';
+  | 'PATTERN_TOO_COMPLEX' | 'RESUME_FAILED' | 'ENGINE_FULL';
 
 export declare const ErrorCodes: { readonly [K in ErrorCode]: K };
 
@@ -276,6 +295,7 @@ export declare const CloseCodes: {
   readonly INTERNAL_ERROR: 1011;
   readonly STALE: 4010;
   readonly RESUMED: 4011;
+  readonly ENGINE_FULL: 4013;
 };
 
 /**

@@ -89,6 +89,11 @@ pub struct AuthConfig {
     /// How long a connection opened without credentials may take to send
     /// `auth`, in ms. Default 10 000.
     pub auth_timeout_ms: u64,
+    /// Longest token accepted (at open or in `auth`), in bytes; a longer one
+    /// is refused with `TOKEN_TOO_LARGE` before it is decoded. With
+    /// `limits.max_claim_patterns` it bounds the cost of verifying a token.
+    /// Default 8 192.
+    pub max_token_bytes: usize,
 }
 
 impl Default for AuthConfig {
@@ -100,6 +105,7 @@ impl Default for AuthConfig {
             issuers: Vec::new(),
             audiences: Vec::new(),
             auth_timeout_ms: 10_000,
+            max_token_bytes: 8 * 1024,
         }
     }
 }
@@ -170,6 +176,22 @@ pub struct Limits {
     pub max_objects_per_realm: usize,
     /// Size of one object's data (JSON text), in bytes. Default 16 384.
     pub max_object_data_bytes: usize,
+    /// Patterns in one identity's claims, `rooms`, `per` and `dpv` together
+    /// (from a token or asserted by the host). More are refused
+    /// (`BAD_CLAIMS`, `BAD_IDENTITY`) before any is compiled, so that
+    /// opening a connection has a bounded cost. Default 64.
+    pub max_claim_patterns: usize,
+    /// The whole engine's memory budget, in bytes: object ids and data,
+    /// presence data, connections (a fixed overhead plus the size of their
+    /// claims), joined rooms and subscriptions, each charged its size plus
+    /// a fixed overhead (see docs/PROTOCOL.md, "Memory budget"). What would
+    /// pass it is refused with `ENGINE_FULL` (a frame), or, for a new
+    /// connection, closed with 4013. Default 67 108 864 (64 MiB): filled
+    /// with the most adversarial shapes measured, the engine's wasm memory
+    /// stayed at or under 66 MiB (docs/BENCHMARKS.md, "Memory budget"),
+    /// far inside wasm32's 4 GiB; a Durable Object (128 MB in all) may
+    /// lower it.
+    pub max_stored_bytes: usize,
 }
 
 impl Default for Limits {
@@ -189,6 +211,8 @@ impl Default for Limits {
             max_realms: 10_000,
             max_objects_per_realm: 1_000_000,
             max_object_data_bytes: 16 * 1024,
+            max_claim_patterns: 64,
+            max_stored_bytes: 64 * 1024 * 1024,
         }
     }
 }

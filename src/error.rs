@@ -10,7 +10,6 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::auth::AuthError;
 use crate::pattern::PatternError;
 
 /// Stable error codes sent to clients in `{"type":"error","code":...}` frames.
@@ -66,6 +65,11 @@ pub enum ErrorCode {
     /// over (unknown, already used, grace over, another clientId), or on a
     /// connection that already joined a room. Nothing changed.
     ResumeFailed,
+    /// The engine's memory budget (`limits.max_stored_bytes`) cannot take
+    /// what the request would store (an object, presence data, a joined
+    /// room, a subscription, a refreshed token's claims). Nothing changed;
+    /// it may pass later, when others leave or delete.
+    EngineFull,
 }
 
 impl ErrorCode {
@@ -94,6 +98,7 @@ impl ErrorCode {
             ErrorCode::TooManyRealms => "TOO_MANY_REALMS",
             ErrorCode::PatternTooComplex => "PATTERN_TOO_COMPLEX",
             ErrorCode::ResumeFailed => "RESUME_FAILED",
+            ErrorCode::EngineFull => "ENGINE_FULL",
         }
     }
 
@@ -113,6 +118,7 @@ impl ErrorCode {
                 | ErrorCode::RealmFull
                 | ErrorCode::TooManyRealms
                 | ErrorCode::ResumeFailed
+                | ErrorCode::EngineFull
         )
     }
 }
@@ -141,6 +147,9 @@ pub enum CloseCode {
     Stale,
     /// 4011: another connection resumed this one (with its resume token).
     Resumed,
+    /// 4013: the engine's memory budget (`limits.max_stored_bytes`) cannot
+    /// take one more connection (or a first `auth`'s claims). Try again later.
+    EngineFull,
 }
 
 impl CloseCode {
@@ -152,6 +161,7 @@ impl CloseCode {
             CloseCode::PolicyViolation => 4008,
             CloseCode::Stale => 4010,
             CloseCode::Resumed => 4011,
+            CloseCode::EngineFull => 4013,
         }
     }
 
@@ -163,6 +173,7 @@ impl CloseCode {
             CloseCode::PolicyViolation => "POLICY_VIOLATION",
             CloseCode::Stale => "STALE",
             CloseCode::Resumed => "RESUMED",
+            CloseCode::EngineFull => "ENGINE_FULL",
         }
     }
 }
@@ -181,8 +192,6 @@ pub enum Error {
     DuplicateConnection(u64),
     /// The configuration cannot be used.
     Config(ConfigError),
-    /// An asserted identity's grants are invalid.
-    Identity(AuthError),
     /// A host call named a room or event that breaks the limits.
     InvalidName(String),
     /// Data handed to a host call is not valid JSON.
@@ -196,10 +205,23 @@ impl fmt::Display for Error {
         match self {
             Error::DuplicateConnection(id) => write!(f, "connection {id} is already open"),
             Error::Config(e) => write!(f, "invalid configuration: {e}"),
-            Error::Identity(e) => write!(f, "invalid asserted identity: {e}"),
             Error::InvalidName(why) => write!(f, "invalid name: {why}"),
             Error::InvalidJson(why) => write!(f, "invalid JSON: {why}"),
             Error::Snapshot(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl Error {
+    /// A stable UPPER_SNAKE name: `DUPLICATE_CONNECTION`, `BAD_OPTIONS`,
+    /// `BAD_ARGUMENT` (a name or JSON handed to a host call) or
+    /// `BAD_SNAPSHOT`. The wasm surface starts its thrown messages with it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::DuplicateConnection(_) => "DUPLICATE_CONNECTION",
+            Error::Config(_) => "BAD_OPTIONS",
+            Error::InvalidName(_) | Error::InvalidJson(_) => "BAD_ARGUMENT",
+            Error::Snapshot(_) => "BAD_SNAPSHOT",
         }
     }
 }
@@ -222,6 +244,9 @@ pub enum ConfigError {
     Pattern(PatternError),
     /// A limit is zero where zero makes no sense.
     Limit(&'static str),
+    /// A time option is so large that deadlines would pass
+    /// [`MAX_TIME`](crate::time::MAX_TIME).
+    Time(&'static str),
     /// The default object permissions are invalid.
     Permissions(String),
 }
@@ -232,6 +257,7 @@ impl fmt::Display for ConfigError {
             ConfigError::Key { kid, why } => write!(f, "key {kid:?}: {why}"),
             ConfigError::Pattern(e) => write!(f, "{e}"),
             ConfigError::Limit(name) => write!(f, "limit {name} must be greater than zero"),
+            ConfigError::Time(name) => write!(f, "{name} must be at most 2^52 ms"),
             ConfigError::Permissions(why) => write!(f, "defaultPermissions: {why}"),
         }
     }

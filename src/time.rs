@@ -4,6 +4,18 @@
 /// Milliseconds since 1970-01-01T00:00:00Z, as given by the host.
 pub type Millis = u64;
 
+/// The latest time the engine holds: 2^53 - 1 ms (year 287 396), the
+/// largest integer a JS number represents exactly. Token expiries beyond it
+/// are refused (`BAD_CLAIMS`), asserted ones too (`BAD_IDENTITY`), and
+/// deadlines the engine computes are clamped to it, so that every time it
+/// hands out fits a JS number.
+pub const MAX_TIME: Millis = (1 << 53) - 1;
+
+/// `now + after`, clamped to [`MAX_TIME`].
+pub fn deadline(now: Millis, after: u64) -> Millis {
+    now.saturating_add(after).min(MAX_TIME)
+}
+
 /// Formats `ms` as ISO 8601 UTC with millisecond precision,
 /// e.g. `2024-07-13T10:13:28.496Z`.
 pub fn iso8601(ms: Millis) -> String {

@@ -11,8 +11,7 @@ mod common;
 use common::tokens::*;
 use common::Host;
 use rollcall::{
-    AuthError, Config, ConnectionId, ConnectionStatus, Credentials, Error, HostEvent, Identity, Limits, ObjectInfo,
-    RateLimit,
+    AuthError, Config, ConnectionStatus, Credentials, Error, HostEvent, Identity, Limits, ObjectInfo, RateLimit,
 };
 use serde_json::{json, Value};
 
@@ -245,16 +244,19 @@ fn bad_per_letters_refuse_the_token_or_the_identity() {
         assert_eq!(h.engine.connection_count(), 0);
 
         let identity = Identity { per: Some(serde_json::from_value(per.clone()).unwrap()), ..Identity::default() };
-        let result = h.engine.handle_open(ConnectionId(2), Credentials::Identity(identity), h.now);
-        assert!(matches!(result, Err(Error::Identity(AuthError::BadClaims(_)))), "{per}: {result:?}");
+        h.open(2, Credentials::Identity(identity));
+        assert_eq!(h.closed_with(2), Some(4001), "{per}");
+        let refused = |e: &HostEvent| matches!(e, HostEvent::AuthRefused { error: AuthError::BadIdentity(_), .. });
+        assert!(h.events.iter().any(refused), "{per}");
         assert_eq!(h.engine.connection_count(), 0);
     }
     // A bad dpv pattern likewise.
     let identity =
         Identity { dpv: Some(serde_json::from_value(json!({"london": [""]})).unwrap()), ..Identity::default() };
     let mut h = Host::default();
-    let result = h.engine.handle_open(ConnectionId(3), Credentials::Identity(identity), h.now);
-    assert!(matches!(result, Err(Error::Identity(AuthError::BadClaims(_)))), "{result:?}");
+    h.open(3, Credentials::Identity(identity));
+    assert_eq!(h.closed_with(3), Some(4001));
+    assert_eq!(h.closes[0].reason, "BAD_IDENTITY");
 }
 
 #[test]

@@ -25,11 +25,13 @@ pub fn criterion() -> Criterion {
 
 /// The default configuration with the per-connection frame rate limit
 /// lifted: set-up sends 10^5..10^6 frames from one connection at one instant,
-/// and the timed loops send the same frame thousands of times. Nothing else
-/// differs from `Config::default()`.
+/// and the timed loops send the same frame thousands of times. The memory
+/// budget is lifted too: 10^6 objects are past the default 64 MiB. Nothing
+/// else differs from `Config::default()`.
 pub fn config() -> Config {
     let mut config = Config::default();
     config.limits.rate = RateLimit { burst: u32::MAX, per_second: u32::MAX };
+    config.limits.max_stored_bytes = usize::MAX;
     config
 }
 

@@ -11,17 +11,32 @@ use crate::auth::permissions::{PermissionClaim, ProviderClaim};
 use crate::auth::{AuthError, Identity, RoomAction};
 use crate::config::{AuthConfig, JwtKey};
 use crate::error::ConfigError;
-use crate::time::Millis;
+use crate::time::{Millis, MAX_TIME};
 
-/// The claims rollcall reads. Others are ignored.
+/// The claims rollcall reads. Others are ignored. `iss` and `aud` are read
+/// only to hold them to their RFC 7519 shapes (a string; a string or an
+/// array of strings): the crate's own check would let an `iss` array pass.
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    iss: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    aud: Option<Audience>,
     exp: Option<f64>,
     nbf: Option<f64>,
     rooms: Option<BTreeMap<String, Vec<RoomAction>>>,
     per: Option<PermissionClaim>,
     dpv: Option<ProviderClaim>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(#[allow(dead_code)] String),
+    Many(#[allow(dead_code)] Vec<String>),
 }
 
 struct Key {
@@ -36,6 +51,7 @@ pub struct Verifier {
     keys: Vec<Key>,
     leeway_ms: u64,
     require_exp: bool,
+    max_token_bytes: usize,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -47,7 +63,12 @@ impl std::fmt::Debug for Verifier {
 impl Verifier {
     pub fn new(config: &AuthConfig) -> Result<Verifier, ConfigError> {
         let keys = config.keys.iter().map(|k| compile_key(k, config)).collect::<Result<Vec<_>, _>>()?;
-        Ok(Verifier { keys, leeway_ms: config.leeway_ms, require_exp: config.require_exp })
+        Ok(Verifier {
+            keys,
+            leeway_ms: config.leeway_ms,
+            require_exp: config.require_exp,
+            max_token_bytes: config.max_token_bytes,
+        })
     }
 
     /// Verifies `token` at time `now` and returns the identity it proves.
@@ -55,7 +76,16 @@ impl Verifier {
         if self.keys.is_empty() {
             return Err(AuthError::NoKeys);
         }
+        // Before any decoding: the cost of a refused token stays that of a length check.
+        if token.len() > self.max_token_bytes {
+            return Err(AuthError::TokenTooLarge);
+        }
         let header = decode_header(token).map_err(|_| AuthError::Malformed)?;
+        // RFC 7515 4.1.11: extensions listed in `crit` must be understood;
+        // rollcall understands none, and an empty list is itself invalid.
+        if header.crit.is_some() {
+            return Err(AuthError::UnknownCrit);
+        }
         let candidates: Vec<&Key> = match &header.kid {
             Some(kid) => {
                 let key = self.keys.iter().find(|k| k.kid.as_deref() == Some(kid)).ok_or(AuthError::UnknownKid)?;
@@ -95,6 +125,10 @@ impl Verifier {
                 let at = to_ms(exp).saturating_add(self.leeway_ms);
                 if now >= at {
                     return Err(AuthError::Expired);
+                }
+                // A deadline the host could not hold (JS numbers are exact to 2^53).
+                if at > MAX_TIME {
+                    return Err(AuthError::BadClaims(format!("exp {exp} is too far in the future")));
                 }
                 Some(at)
             }

@@ -50,6 +50,16 @@ pub struct Identity {
     pub dpv: Option<permissions::ProviderClaim>,
 }
 
+impl Identity {
+    /// Patterns in the `rooms`, `per` and `dpv` claims together (held to
+    /// `limits.max_claim_patterns`).
+    pub fn pattern_count(&self) -> usize {
+        self.rooms.as_ref().map_or(0, BTreeMap::len)
+            + self.per.iter().flatten().map(|(_, ids)| ids.len()).sum::<usize>()
+            + self.dpv.iter().flatten().map(|(_, ids)| ids.len()).sum::<usize>()
+    }
+}
+
 /// Why a token or an asserted identity was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -75,9 +85,24 @@ pub enum AuthError {
     WrongIssuer,
     /// `aud` is not one of the configured audiences.
     WrongAudience,
-    /// A claim has the wrong shape (e.g. an unknown room action) or a grant
-    /// pattern is invalid.
+    /// A claim has the wrong shape (e.g. an unknown room action, an `iss`
+    /// that is not a string, an `exp` past [`MAX_TIME`](crate::time::MAX_TIME)),
+    /// a grant pattern is invalid, or the claims hold more than
+    /// `limits.max_claim_patterns` patterns.
     BadClaims(String),
+    /// The token is longer than `auth.max_token_bytes`; refused before any
+    /// decoding.
+    TokenTooLarge,
+    /// The token's header has a `crit` member: it names extensions that
+    /// must be understood, and rollcall understands none (RFC 7515 4.1.11).
+    UnknownCrit,
+    /// A host-asserted identity is unusable: a field of the wrong type (a
+    /// numeric clientId), a clientId that is empty, too long or holds
+    /// control characters, an unknown room action or right letter, an
+    /// invalid pattern, too many patterns, an `expiresAt` past
+    /// [`MAX_TIME`](crate::time::MAX_TIME). The connection is refused as for
+    /// a bad token.
+    BadIdentity(String),
 }
 
 impl AuthError {
@@ -95,6 +120,9 @@ impl AuthError {
             AuthError::WrongIssuer => "WRONG_ISSUER",
             AuthError::WrongAudience => "WRONG_AUDIENCE",
             AuthError::BadClaims(_) => "BAD_CLAIMS",
+            AuthError::TokenTooLarge => "TOKEN_TOO_LARGE",
+            AuthError::UnknownCrit => "UNKNOWN_CRIT",
+            AuthError::BadIdentity(_) => "BAD_IDENTITY",
         }
     }
 }
@@ -102,7 +130,7 @@ impl AuthError {
 impl fmt::Display for AuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            AuthError::BadClaims(why) => write!(f, "BAD_CLAIMS: {why}"),
+            AuthError::BadClaims(why) | AuthError::BadIdentity(why) => write!(f, "{}: {why}", self.as_str()),
             other => f.write_str(other.as_str()),
         }
     }

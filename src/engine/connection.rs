@@ -38,6 +38,8 @@ pub(crate) struct Connection {
     pub rooms: BTreeMap<String, JoinedRoom>,
     /// Subscriptions held, rooms and realms together.
     pub subscriptions: usize,
+    /// Of those, realm subscriptions whose pattern compiles to a glob.
+    pub glob_subscriptions: usize,
     pub permissions: Arc<Permissions>,
     /// What this connection is a data provider for, if anything.
     pub provides: Option<Arc<Provides>>,
@@ -55,6 +57,8 @@ pub(crate) struct Connection {
     pub resume_token: Option<Arc<str>>,
     pub rate: TokenBucket,
     pub violations: TokenBucket,
+    /// Bytes this connection is charged in the engine's budget.
+    pub charged: usize,
 }
 
 impl Connection {
@@ -65,6 +69,7 @@ impl Connection {
             auth: AuthState::Pending,
             rooms: BTreeMap::new(),
             subscriptions: 0,
+            glob_subscriptions: 0,
             permissions,
             provides: None,
             realm_subs: BTreeSet::new(),
@@ -76,6 +81,7 @@ impl Connection {
             resume_token: None,
             rate: TokenBucket::full(limits.rate, now),
             violations: TokenBucket::full(limits.violations, now),
+            charged: 0,
         }
     }
 

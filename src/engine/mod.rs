@@ -1,6 +1,7 @@
 //! The engine: a state machine fed with host events and the time, answering
 //! with [`Output`]s. See the crate docs for the run loop.
 
+mod budget;
 mod connection;
 mod grace;
 mod liveness;
@@ -28,7 +29,7 @@ use crate::error::{CloseCode, ConfigError, Error, ErrorCode};
 use crate::pattern::PatternCache;
 use crate::protocol::reply::{self, AckBody};
 use crate::protocol::request::{self, Request};
-use crate::time::Millis;
+use crate::time::{self, Millis, MAX_TIME};
 
 use connection::{AuthState, Connection, JoinedRoom};
 use presence::not_joined;
@@ -54,7 +55,13 @@ pub enum Credentials {
     /// A JWT, verified by the engine.
     Token(String),
     /// An identity the host has verified itself (an API key check, a session).
+    /// One the engine cannot use (see [`AuthError::BadIdentity`]) is
+    /// refused like a bad token: 4001, never an `Err`.
     Identity(Identity),
+    /// Credentials the host could not even read into an [`Identity`] (a
+    /// user callback returned a numeric clientId, say), with the reason.
+    /// The connection is refused with `BAD_IDENTITY` and closed with 4001.
+    Invalid(String),
 }
 
 /// A member of a presence set, for the host.
@@ -130,6 +137,8 @@ pub struct Engine {
     /// Carried by every presence event and snapshot beside the room's seq.
     epoch: u64,
     outputs: VecDeque<Output>,
+    /// Bytes charged against `limits.max_stored_bytes` (see `budget`).
+    stored_bytes: usize,
 }
 
 impl Engine {
@@ -143,9 +152,17 @@ impl Engine {
             ("patternCacheSize", limits.pattern_cache_size),
             ("rate.burst", limits.rate.burst as usize),
             ("violations.burst", limits.violations.burst as usize),
+            ("maxTokenBytes", config.auth.max_token_bytes),
+            ("maxStoredBytes", limits.max_stored_bytes),
         ] {
             if value == 0 {
                 return Err(ConfigError::Limit(name).into());
+            }
+        }
+        // Deadlines are now + these; a time near MAX_TIME would be clamped.
+        for (name, value) in [("leewayMs", config.auth.leeway_ms), ("authTimeoutMs", config.auth.auth_timeout_ms)] {
+            if value > MAX_TIME / 2 {
+                return Err(ConfigError::Time(name).into());
             }
         }
         let verifier = Verifier::new(&config.auth)?;
@@ -184,6 +201,7 @@ impl Engine {
             minted: 0,
             epoch,
             outputs: VecDeque::new(),
+            stored_bytes: 0,
         })
     }
 
@@ -193,30 +211,42 @@ impl Engine {
 
     // ---- inputs -------------------------------------------------------
 
-    /// A socket opened. With a token, the engine verifies it and either
-    /// welcomes the connection or closes it with 4001. An asserted identity
-    /// whose grants are invalid is the host's error and returns `Err`.
+    /// A socket opened. With a token or an asserted identity, the engine
+    /// checks it and either welcomes the connection or closes it with 4001
+    /// (an [`Output::Close`] and a [`HostEvent::AuthRefused`]); when the
+    /// memory budget (`limits.max_stored_bytes`) cannot take one more
+    /// connection, it closes it with 4013. The only `Err` is a connection
+    /// id that is already live, returned before anything changes.
     pub fn handle_open(&mut self, conn: ConnectionId, credentials: Credentials, now: Millis) -> Result<(), Error> {
         if self.connections.contains_key(&conn) {
             return Err(Error::DuplicateConnection(conn.0));
         }
         let identity = match credentials {
-            Credentials::Identity(identity) => {
-                let rights = self.rights_for(&identity).map_err(Error::Identity)?;
-                Some(Ok((identity, rights)))
-            }
+            Credentials::Identity(identity) => Some(self.check_identity(identity)),
+            Credentials::Invalid(why) => Some(Err(AuthError::BadIdentity(why))),
             Credentials::Token(token) => Some(self.verify(&token, now)),
             Credentials::None => None,
         };
         let presence_id: Arc<str> = format!("{}:{}", self.config.app_id, conn.0).into();
         let none = Arc::clone(&self.no_permissions);
         self.connections.insert(conn, Connection::new(presence_id, none, &self.config.limits, now));
+        let claims = match &identity {
+            Some(Ok((identity, _))) => budget::identity_bytes(identity),
+            _ => 0,
+        };
+        if !matches!(identity, Some(Err(_))) {
+            if let Err(Refusal(_, why)) = self.budget_allows(budget::CONNECTION_BYTES + claims, 0) {
+                self.close(conn, CloseCode::EngineFull, format!("{}: {why}", CloseCode::EngineFull.as_str()), now);
+                return Ok(());
+            }
+        }
         self.schedule_idle_check(conn, now);
         match identity {
-            None => self.set_deadline(conn, Some(now.saturating_add(self.config.auth.auth_timeout_ms))),
+            None => self.set_deadline(conn, Some(time::deadline(now, self.config.auth.auth_timeout_ms))),
             Some(Ok((identity, rights))) => self.become_ready(conn, identity, rights, now),
             Some(Err(error)) => self.refuse(conn, error, now),
         }
+        self.recharge(conn);
         Ok(())
     }
 
@@ -294,6 +324,7 @@ impl Engine {
         if let Err(Refusal(code, message)) = result {
             self.reject(conn, r, code, &message, now);
         }
+        self.recharge(conn);
     }
 
     /// The socket closed cleanly (the client meant to go). Leaves every
@@ -386,30 +417,43 @@ impl Engine {
 
     fn verify(&mut self, token: &str, now: Millis) -> Result<(Identity, Rights), AuthError> {
         let identity = self.verifier.verify(token, now)?;
-        let rights = self.rights_for(&identity)?;
+        let rights = self.rights_for(&identity).map_err(AuthError::BadClaims)?;
         Ok((identity, rights))
     }
 
-    /// Compiles (or finds, shared) what an identity's claims allow.
-    fn rights_for(&mut self, identity: &Identity) -> Result<Rights, AuthError> {
+    /// A host-asserted identity, held to what a token's claims are held to.
+    fn check_identity(&mut self, identity: Identity) -> Result<(Identity, Rights), AuthError> {
+        if identity.expires_at.is_some_and(|at| at > MAX_TIME) {
+            return Err(AuthError::BadIdentity(format!("expiresAt is past {MAX_TIME} (2^53 - 1 ms)")));
+        }
+        let rights = self.rights_for(&identity).map_err(AuthError::BadIdentity)?;
+        Ok((identity, rights))
+    }
+
+    /// Compiles (or finds, shared) what an identity's claims allow. Claims
+    /// with more than `limits.max_claim_patterns` patterns are refused
+    /// before any is compiled.
+    fn rights_for(&mut self, identity: &Identity) -> Result<Rights, String> {
         if let Some(id) = &identity.client_id {
-            request::check_name(id, "clientId", self.config.limits.max_name_bytes).map_err(AuthError::BadClaims)?;
+            request::check_name(id, "clientId", self.config.limits.max_name_bytes)?;
+        }
+        let count = identity.pattern_count();
+        let max = self.config.limits.max_claim_patterns;
+        if count > max {
+            return Err(format!("the claims hold {count} patterns, over the limit of {max}"));
         }
         let grants = match &identity.rooms {
             None => Arc::clone(&self.default_grants),
-            Some(claim) => grants::compile(claim, &mut self.grants, &mut self.patterns)
-                .map_err(|e| AuthError::BadClaims(e.to_string()))?,
+            Some(claim) => grants::compile(claim, &mut self.grants, &mut self.patterns).map_err(|e| e.to_string())?,
         };
         let permissions = match &identity.per {
             None => Arc::clone(&self.default_permissions),
-            Some(claim) => permissions::compile_permissions(claim, &mut self.permission_cache, &mut self.patterns)
-                .map_err(AuthError::BadClaims)?,
+            Some(claim) => permissions::compile_permissions(claim, &mut self.permission_cache, &mut self.patterns)?,
         };
         let provides = match &identity.dpv {
-            Some(claim) if !claim.is_empty() => Some(
-                permissions::compile_provides(claim, &mut self.provides_cache, &mut self.patterns)
-                    .map_err(AuthError::BadClaims)?,
-            ),
+            Some(claim) if !claim.is_empty() => {
+                Some(permissions::compile_provides(claim, &mut self.provides_cache, &mut self.patterns)?)
+            }
             _ => None,
         };
         Ok(Rights { grants, permissions, provides })
@@ -418,6 +462,10 @@ impl Engine {
     /// The first `auth` frame: a welcome, then the ack its `ref` waits for.
     fn authenticate(&mut self, conn: ConnectionId, r: Option<&RawValue>, token: &str, now: Millis) {
         match self.verify(token, now) {
+            Ok((identity, _)) if self.budget_allows(budget::identity_bytes(&identity), 0).is_err() => {
+                let reason = format!("{}: no room for the claims", CloseCode::EngineFull.as_str());
+                self.close(conn, CloseCode::EngineFull, reason, now);
+            }
             Ok((identity, rights)) => {
                 let (client_id, expires_at) = (identity.client_id.clone(), identity.expires_at);
                 self.become_ready(conn, identity, rights, now);
@@ -463,6 +511,9 @@ impl Engine {
         if identity.client_id.as_deref() != c.client_id.as_deref() {
             return Err(Refusal(ErrorCode::SubjectMismatch, "a refreshed token must have the same `sub`".into()));
         }
+        let old_claims = c.identity.as_ref().map_or(0, budget::identity_bytes);
+        self.budget_allows(budget::identity_bytes(&identity), old_claims)?;
+        let c = self.conn(conn)?;
         c.auth = AuthState::Ready { grants: Arc::clone(&grants) };
         c.permissions = rights.permissions;
         c.identity = Some(identity.clone());
@@ -572,6 +623,7 @@ impl Engine {
     fn forget(&mut self, conn: ConnectionId) {
         self.set_deadline(conn, None);
         let Some(c) = self.connections.remove(&conn) else { return };
+        self.charge(0, c.charged);
         if let Some(at) = c.idle_check {
             self.idle.remove(&(at, conn));
         }

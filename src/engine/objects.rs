@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 
 use super::realm::{self, ConnectionStatus, Object, Realm};
-use super::{Engine, OpResult, Refusal};
+use super::{budget, Engine, OpResult, Refusal};
 use crate::auth::permissions::{Crud, Permissions, Provides};
 use crate::engine::output::{ConnectionId, HostEvent};
 use crate::error::ErrorCode;
@@ -117,8 +117,11 @@ impl Engine {
         if existing.map_or(0, |rm| rm.objects.len()) >= max {
             return Err(Refusal(ErrorCode::RealmFull, format!("realm {realm:?} holds {max} objects")));
         }
+        let cost = budget::entry_bytes(id.len() + data.map_or(0, |d| d.get().len()));
+        self.budget_allows(cost, 0)?;
         let rm = self.realm_mut(realm)?;
         rm.objects.insert(id.clone(), Object { data: data.map(RawValue::to_owned), providers });
+        self.charge(cost, 0);
         self.ack(conn, r, "object.create", AckBody::default());
         self.emit_object_change(realm, &id, "create", now);
         Ok(())
@@ -135,9 +138,13 @@ impl Engine {
     ) -> OpResult {
         self.require(conn, realm, &id, Crud::UPDATE, "update (U)")?;
         self.object_data_ok(data)?;
-        let object =
-            self.realms.get_mut(realm).and_then(|rm| rm.objects.get_mut(&id)).ok_or_else(|| not_found(realm, &id))?;
-        object.data = data.map(RawValue::to_owned);
+        let old = self.realms.get(realm).and_then(|rm| rm.objects.get(&id)).ok_or_else(|| not_found(realm, &id))?;
+        let (new_len, old_len) = (data.map_or(0, |d| d.get().len()), old.data.as_ref().map_or(0, |d| d.get().len()));
+        self.budget_allows(new_len, old_len)?;
+        if let Some(object) = self.realms.get_mut(realm).and_then(|rm| rm.objects.get_mut(&id)) {
+            object.data = data.map(RawValue::to_owned);
+        }
+        self.charge(new_len, old_len);
         self.ack(conn, r, "object.update", AckBody::default());
         self.emit_object_change(realm, &id, "update", now);
         Ok(())
@@ -158,8 +165,8 @@ impl Engine {
         }
         self.ack(conn, r, "object.delete", AckBody::default());
         self.emit_object_change(realm, &id, "delete", now);
-        if let Some(rm) = self.realms.get_mut(realm) {
-            rm.objects.remove(&id);
+        if let Some(object) = self.realms.get_mut(realm).and_then(|rm| rm.objects.remove(&id)) {
+            self.charge(0, budget::entry_bytes(id.len() + object.data.map_or(0, |d| d.get().len())));
         }
         self.drop_realm_if_empty(realm);
         Ok(())
@@ -246,6 +253,8 @@ impl Engine {
         let sub = RealmSub { realm: realm.to_string(), event: event.clone(), pattern };
         let already = self.connections.get(&conn).is_some_and(|c| c.realm_subs.contains(&sub));
         if !already {
+            let glob = crate::pattern::is_glob(&sub.pattern);
+            self.budget_allows_subscription(glob)?;
             let max = self.config.limits.max_subscriptions_per_connection;
             let count = self.connections.get(&conn).map_or(0, |c| c.subscriptions);
             if count >= max {
@@ -262,6 +271,7 @@ impl Engine {
             realm::watch(groups, compiled, conn);
             if let Some(c) = self.connections.get_mut(&conn) {
                 c.subscriptions += 1;
+                c.glob_subscriptions += usize::from(glob);
                 c.realm_subs.insert(sub);
             }
         }
@@ -292,6 +302,7 @@ impl Engine {
         if !c.realm_subs.remove(sub) {
             return;
         }
+        c.glob_subscriptions = c.glob_subscriptions.saturating_sub(usize::from(crate::pattern::is_glob(&sub.pattern)));
         c.subscriptions = c.subscriptions.saturating_sub(1);
         if let Some(rm) = self.realms.get_mut(&sub.realm) {
             match &sub.event {

@@ -11,8 +11,8 @@ use super::connection::JoinedRoom;
 use super::room::{Member, PresenceSub, Room, Upsert};
 use super::sequence::Replayed;
 use super::{
-    unknown_connection, ClientInfo, ConnectionId, Engine, HostEvent, MemberInfo, OpResult, Output, Refusal, RoomCounts,
-    Transmit,
+    budget, unknown_connection, ClientInfo, ConnectionId, Engine, HostEvent, MemberInfo, OpResult, Output, Refusal,
+    RoomCounts, Transmit,
 };
 use crate::auth::RoomAction;
 use crate::error::{Error, ErrorCode};
@@ -116,6 +116,8 @@ impl Engine {
             if c.rooms.len() >= max_rooms {
                 return Err(Refusal(ErrorCode::TooManyRooms, format!("at most {max_rooms} rooms per connection")));
             }
+            self.budget_allows_room(&room)?;
+            let c = self.conn(conn)?;
             c.rooms.insert(room.clone(), JoinedRoom { actions, subscriptions: 0 });
             self.rooms.entry(room.clone()).or_default().joined.insert(conn);
             self.event(HostEvent::RoomJoined { connection: conn, room });
@@ -171,12 +173,17 @@ impl Engine {
             ));
         }
         let max_members = limits.max_members_per_room;
-        let rm = self.rooms.get_mut(room).ok_or_else(not_joined)?;
-        if !rm.members.contains_key(&conn) && rm.members.len() >= max_members {
+        let rm = self.rooms.get(room).ok_or_else(not_joined)?;
+        let old = rm.members.get(&conn).map(|m| budget::entry_bytes(m.data.as_ref().map_or(0, |d| d.get().len())));
+        if old.is_none() && rm.members.len() >= max_members {
             return Err(Refusal(ErrorCode::RoomFull, format!("room {room:?} holds {max_members} members")));
         }
+        let (new, old) = (budget::entry_bytes(size), old.unwrap_or(0));
+        self.budget_allows(new, old)?;
         let member = Member { id: Arc::clone(&c.presence_id), client_id, data: data.map(RawValue::to_owned) };
+        let rm = self.rooms.get_mut(room).ok_or_else(not_joined)?;
         let upsert = rm.upsert(conn, member);
+        self.charge(new, old);
         self.ack(conn, r, op, AckBody::default());
         let (kind, client_edge) = match upsert {
             Upsert::Joined { first_of_client } => (PresenceKind::Join, first_of_client),
@@ -201,6 +208,7 @@ impl Engine {
         let leave = PresenceKind::Leave;
         let kept = emit_presence(&mut self.outputs, room, rm, conn, &member, leave, last_of_client, now, (epoch, seq));
         rm.log.keep_all(kept, cap);
+        self.charge(0, budget::entry_bytes(member.data.as_ref().map_or(0, |d| d.get().len())));
     }
 
     pub(super) fn presence_subscribe(
@@ -252,6 +260,8 @@ impl Engine {
                 format!("at most {max} subscriptions per connection"),
             ));
         }
+        self.budget_allows_subscription(false)?;
+        let c = self.conn(conn)?;
         c.subscriptions += 1;
         if let Some(j) = c.rooms.get_mut(room) {
             j.subscriptions += 1;

@@ -22,13 +22,14 @@ use super::objects::RealmSub;
 use super::realm::{self, Object, Realm};
 use super::room::{Member, PresenceSub, Room};
 use super::sequence::Replayed;
-use super::{ConnectionId, Engine};
+use super::{budget, ConnectionId, Engine};
 use crate::auth::permissions::{PermissionClaim, ProviderClaim};
 use crate::auth::{Identity, RoomAction};
 use crate::config::Config;
 use crate::error::Error;
 use crate::protocol::request::{EventMask, View};
 use crate::rate::TokenBucket;
+use crate::time::MAX_TIME;
 
 /// The snapshot format this build writes and reads.
 pub const SNAPSHOT_VERSION: u32 = 2;
@@ -277,11 +278,39 @@ impl Engine {
             };
             realm::watch(groups, pattern, conn);
         }
+        e.recount_budget();
         Ok(e)
+    }
+
+    /// Charges everything restored (see `budget`): a snapshot is taken
+    /// within the budget, so none of it is refused here.
+    fn recount_budget(&mut self) {
+        let members: usize = self
+            .rooms
+            .values()
+            .flat_map(|rm| rm.members.values())
+            .map(|m| budget::entry_bytes(m.data.as_ref().map_or(0, |d| d.get().len())))
+            .sum();
+        let objects: usize = self
+            .realms
+            .values()
+            .flat_map(|rm| rm.objects.iter())
+            .map(|(id, o)| budget::entry_bytes(id.len() + o.data.as_ref().map_or(0, |d| d.get().len())))
+            .sum();
+        self.stored_bytes = members.saturating_add(objects);
+        let ids: Vec<ConnectionId> = self.connections.keys().copied().collect();
+        for conn in ids {
+            self.recharge(conn);
+        }
     }
 
     fn restore_connection(&mut self, cs: ConnState) -> Result<(), Error> {
         let conn = ConnectionId(cs.id);
+        // The engine never holds a time past MAX_TIME (so a JS host can).
+        let expires_at = cs.identity.as_ref().and_then(|i| i.expires_at);
+        if [cs.deadline, expires_at].into_iter().flatten().any(|at| at > MAX_TIME) {
+            return Err(corrupt(format!("connection {} has a deadline past 2^53 - 1", cs.id)));
+        }
         if self.connections.contains_key(&conn) {
             return Err(corrupt(format!("connection {} is listed twice", cs.id)));
         }
@@ -309,6 +338,7 @@ impl Engine {
             c.rooms.insert(room, JoinedRoom { actions, subscriptions: 0 });
         }
         c.subscriptions = cs.realm_subs.len();
+        c.glob_subscriptions = cs.realm_subs.iter().filter(|(_, _, pattern)| crate::pattern::is_glob(pattern)).count();
         c.realm_subs =
             cs.realm_subs.into_iter().map(|(realm, event, pattern)| RealmSub { realm, event, pattern }).collect();
         if let Some(at) = cs.idle_check {

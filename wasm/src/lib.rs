@@ -1,11 +1,19 @@
 //! The wasm surface of rollcall: one `#[wasm_bindgen]` struct, one call per
 //! host event, each returning its whole batch of instructions at once.
 //! Ergonomics (defaults, `now`, JSON of user data) live in the JS wrapper.
+//!
+//! Thrown errors are the host's misuse only, and each message starts with a
+//! stable code: `BAD_ARGUMENT` (a connection id or `now` that is not a safe
+//! non-negative integer, a frame of the wrong type, credentials that are not
+//! an object or hold both `token` and `identity`, a bad name or JSON for a
+//! host call), `BAD_OPTIONS`, `DUPLICATE_CONNECTION`, `BAD_SNAPSHOT`. A call
+//! that throws has changed nothing. Whatever a client or a token carries,
+//! including a host-asserted identity the engine cannot use, is an output.
 
 use rollcall::auth::jwt::Verifier;
 use rollcall::pattern::Pattern;
 use rollcall::{Close, Config, ConnectionId, Credentials, Engine, HostEvent, Identity, Limits, Output};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 /// What one host event asks of the host: sends first, then closes. The
@@ -15,19 +23,12 @@ use wasm_bindgen::prelude::*;
 struct Batch {
     closes: Vec<Close>,
     events: Vec<HostEvent>,
-    /// When to call `tick` next (ms since the epoch), or null.
-    wake_at: Option<u64>,
+    /// When to call `tick` next (ms since the epoch), or null. Never past
+    /// 2^53 - 1 (the engine's `MAX_TIME`), so a JS number holds it exactly.
+    wake_at: Option<f64>,
     /// For `publish`: how many connections the event went to.
     #[serde(skip_serializing_if = "Option::is_none")]
     recipients: Option<usize>,
-}
-
-/// Credentials as JS gives them: `{ token }`, `{ identity }` or nothing.
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct JsCredentials {
-    token: Option<String>,
-    identity: Option<Identity>,
 }
 
 /// Options through JSON text, so that unknown option names are refused
@@ -36,18 +37,54 @@ fn config_of(config: JsValue) -> Result<Config, JsError> {
     if config.is_undefined() || config.is_null() {
         return Ok(Config::default());
     }
-    let text: String =
-        js_sys::JSON::stringify(&config).map_err(|_| JsError::new("invalid options: not JSON-serialisable"))?.into();
-    serde_json::from_str(&text).map_err(|e| js_err(format!("invalid options: {e}")))
+    let text: String = js_sys::JSON::stringify(&config)
+        .map_err(|_| JsError::new("BAD_OPTIONS: options are not JSON-serialisable"))?
+        .into();
+    serde_json::from_str(&text).map_err(|e| coded("BAD_OPTIONS", format!("invalid options: {e}")))
 }
 
-fn js_err(e: impl std::fmt::Display) -> JsError {
-    JsError::new(&e.to_string())
+/// A thrown error whose message starts with its stable code.
+fn coded(code: &str, e: impl std::fmt::Display) -> JsError {
+    JsError::new(&format!("{code}: {e}"))
+}
+
+fn js_err(e: rollcall::Error) -> JsError {
+    coded(e.code(), e)
+}
+
+/// Credentials as JS gives them: `{ token }`, `{ identity }` or nothing.
+/// Only their shape is the host's to get right (an object, not both keys);
+/// what they hold is checked by the engine, which refuses a connection
+/// whose token or identity it cannot use (4001), never throws.
+fn credentials_of(credentials: &JsValue) -> Result<Credentials, JsError> {
+    if credentials.is_undefined() || credentials.is_null() {
+        return Ok(Credentials::None);
+    }
+    if !credentials.is_object() {
+        return Err(JsError::new("BAD_ARGUMENT: credentials are an object: { token } or { identity }"));
+    }
+    let field = |name: &str| {
+        js_sys::Reflect::get(credentials, &JsValue::from_str(name)).ok().filter(|v| !v.is_undefined() && !v.is_null())
+    };
+    Ok(match (field("token"), field("identity")) {
+        (Some(_), Some(_)) => {
+            return Err(JsError::new("BAD_ARGUMENT: credentials take either `token` or `identity`, not both"))
+        }
+        (Some(token), None) => match token.as_string() {
+            Some(token) => Credentials::Token(token),
+            None => Credentials::Invalid("`token` is not a string".into()),
+        },
+        (None, Some(identity)) => match serde_wasm_bindgen::from_value::<Identity>(identity) {
+            Ok(identity) => Credentials::Identity(identity),
+            Err(e) => Credentials::Invalid(format!("identity: {e}")),
+        },
+        (None, None) => Credentials::None,
+    })
 }
 
 fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsError> {
     let ser = serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true).serialize_maps_as_objects(true);
-    value.serialize(&ser).map_err(js_err)
+    value.serialize(&ser).map_err(|e| coded("BAD_ARGUMENT", e))
 }
 
 /// A non-negative integer that JS numbers hold exactly.
@@ -55,7 +92,7 @@ fn integer(value: f64, what: &str) -> Result<u64, JsError> {
     if value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value <= 9_007_199_254_740_991.0 {
         Ok(value as u64)
     } else {
-        Err(JsError::new(&format!("{what} must be a non-negative integer, not {value}")))
+        Err(JsError::new(&format!("BAD_ARGUMENT: {what} must be a non-negative integer up to 2^53 - 1, not {value}")))
     }
 }
 
@@ -76,7 +113,7 @@ pub struct WasmEngine {
 /// invalid pattern. One call for many ids, so the JS-wasm crossing is paid once.
 #[wasm_bindgen(js_name = matchCount)]
 pub fn match_count(pattern: &str, ids: Vec<String>) -> Result<u32, JsError> {
-    let pattern = Pattern::compile(pattern, Limits::default().max_name_bytes).map_err(js_err)?;
+    let pattern = Pattern::compile(pattern, Limits::default().max_name_bytes).map_err(|e| coded("BAD_ARGUMENT", e))?;
     Ok(ids.iter().filter(|id| pattern.matches(id)).count() as u32)
 }
 
@@ -91,7 +128,12 @@ impl WasmEngine {
 
     /// An engine rebuilt from `snapshot()` bytes (see the Rust docs).
     pub fn restore(config: JsValue, bytes: &[u8]) -> Result<WasmEngine, JsError> {
-        Ok(WasmEngine { engine: Engine::restore(config_of(config)?, bytes).map_err(js_err)?, verifier: None })
+        let engine = Engine::restore(config_of(config)?, bytes).map_err(js_err)?;
+        // Native hosts may use any u64; this host's ids are JS numbers.
+        if let Some(id) = engine.connection_ids().into_iter().find(|c| c.0 > rollcall::time::MAX_TIME) {
+            return Err(JsError::new(&format!("BAD_SNAPSHOT: connection id {id} is past 2^53 - 1")));
+        }
+        Ok(WasmEngine { engine, verifier: None })
     }
 
     /// The whole state, versioned and compact.
@@ -119,26 +161,22 @@ impl WasmEngine {
     pub fn verify_token(&mut self, token: &str, now: f64) -> Result<JsValue, JsError> {
         let now = integer(now, "now")?;
         if self.verifier.is_none() {
-            self.verifier = Some(Verifier::new(&self.engine.config().auth).map_err(js_err)?);
+            self.verifier =
+                Some(Verifier::new(&self.engine.config().auth).map_err(|e| js_err(rollcall::Error::Config(e)))?);
         }
         let verifier = self.verifier.as_ref().expect("set above");
-        to_js(&verifier.verify(token, now).map_err(js_err)?)
+        to_js(&verifier.verify(token, now).map_err(|e| JsError::new(&e.to_string()))?)
     }
 
+    /// Opens a connection. Throws (changing nothing) only for host misuse:
+    /// a bad id or `now`, a duplicate id, credentials that are not
+    /// `{ token }` / `{ identity }`. Anything wrong inside them refuses the
+    /// connection: an `authRefused` event and a 4001 close in the batch.
     pub fn open(&mut self, id: f64, credentials: JsValue, now: f64) -> Result<JsValue, JsError> {
-        let creds: JsCredentials = if credentials.is_undefined() || credentials.is_null() {
-            JsCredentials::default()
-        } else {
-            serde_wasm_bindgen::from_value(credentials).map_err(|e| js_err(format!("invalid credentials: {e}")))?
-        };
-        let credentials = match creds {
-            JsCredentials { token: Some(token), identity: None } => Credentials::Token(token),
-            JsCredentials { token: None, identity: Some(identity) } => Credentials::Identity(identity),
-            JsCredentials { token: None, identity: None } => Credentials::None,
-            _ => return Err(JsError::new("credentials take either `token` or `identity`, not both")),
-        };
-        self.engine.handle_open(conn(id)?, credentials, integer(now, "now")?).map_err(js_err)?;
-        self.batch(None)
+        let (id, now) = (conn(id)?, integer(now, "now")?);
+        let credentials = credentials_of(&credentials)?;
+        self.engine.handle_open(id, credentials, now).map_err(js_err)?;
+        Ok(self.batch(None))
     }
 
     /// A frame: a string, a Uint8Array (Node's Buffer) or an ArrayBuffer.
@@ -149,14 +187,14 @@ impl WasmEngine {
         } else if frame.is_instance_of::<js_sys::Uint8Array>() || frame.is_instance_of::<js_sys::ArrayBuffer>() {
             self.engine.handle_frame(id, &js_sys::Uint8Array::new(&frame).to_vec(), now);
         } else {
-            return Err(JsError::new("a frame is a string, a Uint8Array or an ArrayBuffer"));
+            return Err(JsError::new("BAD_ARGUMENT: a frame is a string, a Uint8Array or an ArrayBuffer"));
         }
-        self.batch(None)
+        Ok(self.batch(None))
     }
 
     pub fn close(&mut self, id: f64, now: f64) -> Result<JsValue, JsError> {
         self.engine.handle_close(conn(id)?, integer(now, "now")?);
-        self.batch(None)
+        Ok(self.batch(None))
     }
 
     /// The socket dropped without a clean close (1006, an error, a
@@ -175,13 +213,19 @@ impl WasmEngine {
 
     pub fn tick(&mut self, now: f64) -> Result<JsValue, JsError> {
         self.engine.handle_timeout(integer(now, "now")?);
-        self.batch(None)
+        Ok(self.batch(None))
+    }
+
+    /// Bytes charged against `limits.maxStoredBytes` now.
+    #[wasm_bindgen(js_name = storedBytes)]
+    pub fn stored_bytes(&self) -> f64 {
+        self.engine.stored_bytes() as f64
     }
 
     /// Publishes as the server; `data` is JSON text or undefined.
     pub fn publish(&mut self, room: &str, event: &str, data: Option<String>, now: f64) -> Result<JsValue, JsError> {
         let n = self.engine.publish(room, event, data.as_deref(), integer(now, "now")?).map_err(js_err)?;
-        self.batch(Some(n))
+        Ok(self.batch(Some(n)))
     }
 
     pub fn members(&self, room: &str) -> Result<JsValue, JsError> {
@@ -230,7 +274,13 @@ impl WasmEngine {
     /// Drains the engine into one JS object. Each send's recipients cross as
     /// one Float64Array (a single copy) rather than a JS array built number
     /// by number: fan-out to thousands costs one memcpy, not thousands of calls.
-    fn batch(&mut self, recipients: Option<usize>) -> Result<JsValue, JsError> {
+    ///
+    /// Infallible, since it runs after the engine changed: setting a key on
+    /// a fresh plain object cannot fail, and the serialised parts hold only
+    /// strings and numbers the engine keeps within 2^53 - 1 (connection ids
+    /// checked by `conn`, times clamped to `MAX_TIME`, snapshots refused
+    /// otherwise), which serde-wasm-bindgen always converts.
+    fn batch(&mut self, recipients: Option<usize>) -> JsValue {
         let mut batch = Batch { recipients, ..Batch::default() };
         let sends = js_sys::Array::new();
         let (to_key, payload_key) = (JsValue::from_str("to"), JsValue::from_str("payload"));
@@ -241,19 +291,17 @@ impl WasmEngine {
                     ids.clear();
                     ids.extend(t.to.iter().map(|c| c.0 as f64));
                     let send = js_sys::Object::new();
-                    js_sys::Reflect::set(&send, &to_key, &js_sys::Float64Array::from(&ids[..]))
-                        .map_err(|_| JsError::new("batch"))?;
-                    js_sys::Reflect::set(&send, &payload_key, &JsValue::from_str(&t.payload))
-                        .map_err(|_| JsError::new("batch"))?;
+                    let _ = js_sys::Reflect::set(&send, &to_key, &js_sys::Float64Array::from(&ids[..]));
+                    let _ = js_sys::Reflect::set(&send, &payload_key, &JsValue::from_str(&t.payload));
                     sends.push(&send);
                 }
                 Output::Close(c) => batch.closes.push(c),
                 Output::Event(e) => batch.events.push(e),
             }
         }
-        batch.wake_at = self.engine.poll_timeout();
-        let out = to_js(&batch)?;
-        js_sys::Reflect::set(&out, &JsValue::from_str("sends"), &sends).map_err(|_| JsError::new("batch"))?;
-        Ok(out)
+        batch.wake_at = self.engine.poll_timeout().map(|t| t as f64);
+        let out = to_js(&batch).unwrap_or_else(|_| js_sys::Object::new().into());
+        let _ = js_sys::Reflect::set(&out, &JsValue::from_str("sends"), &sends);
+        out
     }
 }
