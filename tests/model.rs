@@ -1136,7 +1136,7 @@ impl Model {
                 if !c.actions(room).publish {
                     return self.reject(conn, json!(r), "FORBIDDEN");
                 }
-                let from = json!({"id": presence_id(conn), "clientId": c.client_id});
+                let from = json!({"id": c.pid, "clientId": c.client_id});
                 let to = event_recipients(&self.rooms[room], event);
                 self.ack(conn, r, "publish", json!({"recipients": to.len()}));
                 let frame = json!({"type": "message", "room": room, "event": event,

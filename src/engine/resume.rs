@@ -65,12 +65,15 @@ impl Engine {
         if old == conn || c.client_id.is_none() || o.client_id != c.client_id {
             return Err(failed(nobody));
         }
-        if o.grace_until.is_none() {
-            // Its socket is not known to be gone yet: it is, now.
+        let live = o.grace_until.is_none();
+        self.transfer(old, conn, now);
+        if live {
+            // Its socket is not known to be gone yet: it is, now. The close
+            // comes after whatever the handover told it (its provider role
+            // going away), never before a frame to it.
             let reason = CloseCode::Resumed.as_str().to_string();
             self.outputs.push_back(Output::Close(Close { connection: old, code: CloseCode::Resumed, reason }));
         }
-        self.transfer(old, conn, now);
         let c = self.connections.get(&conn).ok_or_else(super::unknown_connection)?;
         let (id, token) = (Arc::clone(&c.presence_id), c.resume_token.clone());
         let body =
