@@ -201,7 +201,7 @@ impl WasmEngine {
     /// terminate): the connection enters its leave grace (see the Rust docs).
     pub fn lost(&mut self, id: f64, now: f64) -> Result<JsValue, JsError> {
         self.engine.handle_lost(conn(id)?, integer(now, "now")?);
-        self.batch(None)
+        Ok(self.batch(None))
     }
 
     /// A sign of life other than a frame (a protocol pong). Never produces
