@@ -25,12 +25,14 @@ test('finding 1: a token with exp = Number.MAX_SAFE_INTEGER is refused, not thro
   const batch = e.open(2, token({ sub: 'mallory', exp: Number.MAX_SAFE_INTEGER }), T);
   assert.deepEqual(batch.closes, [{ connection: 2, code: CloseCodes.AUTH_FAILED, reason: 'BAD_CLAIMS' }]);
   assert.match(batch.events.find((x) => x.type === 'authRefused').error, /^BAD_CLAIMS: exp .* too far/);
-  assert.equal(batch.wakeAt, null);
+  // The next deadline is the bystander's idle check, never the refused token's exp.
+  assert.ok(Number.isSafeInteger(batch.wakeAt) && batch.wakeAt <= T + 60_000, String(batch.wakeAt));
   // The engine carries on: every later call works, and so does free().
   assert.deepEqual(e.connectionIds, [1]);
   const ok = e.open(3, token({ sub: 'carol', exp: Math.floor(T / 1000) + 60 }), T);
   assert.equal(ok.closes.length, 0);
-  assert.equal(ok.wakeAt, (Math.floor(T / 1000) + 60) * 1000 + 30_000);
+  // Its expiry (+ leeway) is a deadline; the idle checks may come first.
+  assert.ok(ok.wakeAt <= (Math.floor(T / 1000) + 60) * 1000 + 30_000);
   assert.ok(Number.isSafeInteger(ok.wakeAt));
   assert.equal(e.tick(T + 1).closes.length, 0);
   e.free();

@@ -113,7 +113,7 @@ pub struct WasmEngine {
 /// invalid pattern. One call for many ids, so the JS-wasm crossing is paid once.
 #[wasm_bindgen(js_name = matchCount)]
 pub fn match_count(pattern: &str, ids: Vec<String>) -> Result<u32, JsError> {
-    let pattern = Pattern::compile(pattern, Limits::default().max_name_bytes).map_err(|e| coded("BAD_ARGUMENT", e))?;
+    let pattern = Pattern::compile(pattern, Limits::default().max_name_bytes).map_err(|e| coded("BAD_PATTERN", e))?;
     Ok(ids.iter().filter(|id| pattern.matches(id)).count() as u32)
 }
 
