@@ -76,7 +76,7 @@ impl Engine {
         let per_subscription = ENTRY_BYTES + self.config.limits.max_name_bytes;
         let rooms: usize = c.rooms.keys().map(|room| ROOM_BYTES + 2 * room.len()).sum();
         CONNECTION_BYTES
-            + c.identity.as_ref().map_or(0, identity_bytes)
+            + c.claims_bytes
             + rooms
             + c.subscriptions.saturating_mul(per_subscription)
             + c.glob_subscriptions.saturating_mul(GLOB_BYTES)

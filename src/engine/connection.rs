@@ -44,8 +44,12 @@ pub(crate) struct Connection {
     /// What this connection is a data provider for, if anything.
     pub provides: Option<Arc<Provides>>,
     pub realm_subs: BTreeSet<RealmSub>,
-    /// The claims it authenticated with (kept for snapshots); `None` while pending.
+    /// The claims it authenticated with (kept for snapshots); `None` while
+    /// pending. Set with [`Connection::set_identity`].
     pub identity: Option<crate::auth::Identity>,
+    /// What those claims cost in the engine's budget, computed once when
+    /// they are set (not on every frame).
+    pub claims_bytes: usize,
     pub deadline: Option<Millis>,
     /// The last sign of life (a frame, or the host's `handle_alive`).
     pub last_seen: Millis,
@@ -62,6 +66,12 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
+    /// Keeps the claims it authenticated with and their budget charge.
+    pub(crate) fn set_identity(&mut self, identity: crate::auth::Identity) {
+        self.claims_bytes = super::budget::identity_bytes(&identity);
+        self.identity = Some(identity);
+    }
+
     pub(crate) fn new(presence_id: Arc<str>, permissions: Arc<Permissions>, limits: &Limits, now: Millis) -> Self {
         Connection {
             presence_id,
@@ -74,6 +84,7 @@ impl Connection {
             provides: None,
             realm_subs: BTreeSet::new(),
             identity: None,
+            claims_bytes: 0,
             deadline: None,
             last_seen: now,
             idle_check: None,

@@ -482,7 +482,7 @@ impl Engine {
         c.client_id = identity.client_id.clone().map(Arc::from);
         c.auth = AuthState::Ready { grants: rights.grants };
         c.permissions = rights.permissions;
-        c.identity = Some(identity.clone());
+        c.set_identity(identity.clone());
         let token = self.mint_resume_token(conn);
         let Some(c) = self.connections.get_mut(&conn) else { return };
         let payload =
@@ -511,12 +511,12 @@ impl Engine {
         if identity.client_id.as_deref() != c.client_id.as_deref() {
             return Err(Refusal(ErrorCode::SubjectMismatch, "a refreshed token must have the same `sub`".into()));
         }
-        let old_claims = c.identity.as_ref().map_or(0, budget::identity_bytes);
+        let old_claims = c.claims_bytes;
         self.budget_allows(budget::identity_bytes(&identity), old_claims)?;
         let c = self.conn(conn)?;
         c.auth = AuthState::Ready { grants: Arc::clone(&grants) };
         c.permissions = rights.permissions;
-        c.identity = Some(identity.clone());
+        c.set_identity(identity.clone());
         self.set_deadline(conn, identity.expires_at);
         let body =
             AckBody { client_id: identity.client_id.as_deref(), expires_at: identity.expires_at, ..AckBody::default() };

@@ -331,7 +331,7 @@ impl Engine {
                 self.providers.insert(conn, p);
             }
             c.provides = rights.provides;
-            c.identity = Some(identity);
+            c.set_identity(identity);
         }
         for room in cs.rooms {
             let actions = c.grants().map(|g| g.actions_for(&room)).unwrap_or_default();
