@@ -295,13 +295,7 @@ export class RollcallServer extends EventEmitter {
 
   /** Tells the engine that `id` is gone, whatever state it is in. */
   #forget(id) {
-    let batch = null;
-    try {
-      batch = this.#engine.close(id, this.#options.clock());
-    } catch (err) {
-      this.#report(hostError('ENGINE_FAILED', 'engine.close threw', err, id));
-    }
-    this.#run(batch);
+    this.#run(this.#call(null, () => this.#engine.close(id, this.#options.clock())));
   }
 
   /**
@@ -365,35 +359,11 @@ export class RollcallServer extends EventEmitter {
       const socket = this.#sockets.get(connection);
       if (socket) this.#shut(connection, socket, code, reason);
     }
-    const refused = [];
-    for (const event of batch.events) {
-      if (event.type === 'authenticated' && !this.#representable(event.connection)) refused.push(event.connection);
-      this.#emit(event);
-    }
+    for (const event of batch.events) this.#emit(event);
     this.#schedule(batch.wakeAt);
     // The engine forgets a slow consumer now (its members leave at once),
     // not when its close handshake completes.
     for (const id of slow) this.#forget(id);
-    for (const id of refused) {
-      this.#forget(id);
-      const socket = this.#sockets.get(id);
-      if (socket) this.#shut(id, socket, CloseCodes.AUTH_FAILED, 'AUTH_FAILED');
-    }
-  }
-
-  /**
-   * Whether the engine can hand back the identity it just authenticated.
-   * One it cannot (an expiry past what JS numbers hold) would make a later
-   * call fail for whoever makes it, so that connection is refused at once.
-   */
-  #representable(id) {
-    try {
-      this.#engine.identity(id);
-      return true;
-    } catch (err) {
-      this.#report(hostError('ENGINE_FAILED', 'engine.identity threw', err, id));
-      return false;
-    }
   }
 
   /** A protocol ping to every open socket; pongs come back as signs of life. */

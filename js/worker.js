@@ -148,7 +148,7 @@ export class RollcallDurableObject {
     // A refreshed token (the ack of a later `auth`) changed the identity
     // kept beside the socket; the first `auth` is handled by its event.
     if (batch.sends.some((s) => s.to.includes(id) && s.payload.startsWith('{"type":"ack"') && s.payload.includes('"op":"auth"'))) {
-      if (!this.#attach(id)) await this.#refuse(id, CloseCodes.INTERNAL_ERROR, 'INTERNAL_ERROR');
+      this.#attach(id);
     }
   }
 
@@ -299,9 +299,8 @@ export class RollcallDurableObject {
       this.#sockets.delete(connection);
       closeQuietly(ws, code, reason);
     }
-    const refused = [];
     for (const event of batch.events) {
-      if (event.type === 'authenticated' && !this.#attach(event.connection)) refused.push(event.connection);
+      if (event.type === 'authenticated') this.#attach(event.connection);
       try {
         this.onEvent(event);
       } catch (err) {
@@ -309,7 +308,6 @@ export class RollcallDurableObject {
       }
     }
     await this.#persist(batch.wakeAt);
-    for (const id of refused) await this.#refuse(id, CloseCodes.AUTH_FAILED, 'AUTH_FAILED');
   }
 
   /** Closes connection `id`'s socket with `code` and makes the engine forget it. */
@@ -320,25 +318,20 @@ export class RollcallDurableObject {
     await this.#forget(id);
   }
 
-  /**
-   * Keeps the verified identity beside the socket (when it fits in an
-   * attachment). False when the engine cannot hand it back (an expiry past
-   * what JS numbers hold): that connection is then refused.
-   */
+  /** Keeps the verified identity beside the socket (when it fits in an attachment). */
   #attach(id) {
     const ws = this.#sockets.get(id);
-    if (!ws) return true;
+    if (!ws) return;
     let identity;
     try {
       identity = this.#engine.identity(id);
     } catch (err) {
       this.#report(hostError('ENGINE_FAILED', 'engine.identity threw', err, id));
-      return false;
+      return ws.serializeAttachment({ id });
     }
     const withIdentity = { id, identity };
     const fits = new TextEncoder().encode(JSON.stringify(withIdentity)).length <= ATTACHMENT_BYTES;
     ws.serializeAttachment(fits ? withIdentity : { id });
-    return true;
   }
 
   async #persist(wakeAt) {
