@@ -46,18 +46,11 @@ fn state(h: &Host) -> State {
     }
 }
 
-/// 1 (alice) is a member of `r` with data {"v":1}; 2 (bob) watches `r`
-/// for presence and for every event.
+/// 1 (alice) is a member of `r`; 2 (bob) watches `r` for presence and for
+/// every event.
 fn populated(limits: Limits) -> Host {
-    let mut h = host(limits);
-    h.open_as(1, "alice");
-    h.open_as(2, "bob");
-    h.join(1, "r");
-    h.join(2, "r");
-    h.enter(1, "r", json!({"v": 1}));
-    h.ok(2, json!({"op": "presence.subscribe", "room": "r"}));
+    let mut h = common::alice_watched_by_bob(Config { limits, idle_timeout_ms: 0, ..Config::default() });
     h.ok(2, json!({"op": "subscribe", "room": "r", "event": "*"}));
-    h.take(1);
     h.take(2);
     h
 }
