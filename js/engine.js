@@ -56,15 +56,13 @@ export const ErrorCodes = Object.freeze({
 
 /**
  * What host adapters (rollcall/node, rollcall/worker) report when they
- * contain a failure (never thrown): an Error whose message starts with a
+ * contain a failure (never thrown): a RollcallError whose `code` (and message) is a
  * stable code (CREDENTIALS_FAILED, ENGINE_FAILED, LISTENER_FAILED), with what
  * was thrown as its `cause` and the connection it concerned as `connection`.
  */
 export function hostError(code, what, cause, connection) {
   const detail = cause instanceof Error ? cause.message : String(cause);
-  const err = new Error(`${code}: ${what}: ${detail}`, { cause });
-  if (connection != null) err.connection = connection;
-  return err;
+  return new RollcallError(code, `${what}: ${detail}`, connection == null ? { cause } : { cause, connection });
 }
 
 const parseData = (text) => (text == null ? null : JSON.parse(text));

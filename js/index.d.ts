@@ -285,6 +285,17 @@ export declare class RollcallError extends Error {
   readonly ref?: number;
 }
 
+/**
+ * A failure a host adapter (rollcall/node, rollcall/worker) contained (never thrown): its message starts with
+ * CREDENTIALS_FAILED, ENGINE_FAILED or LISTENER_FAILED; `cause` is what was
+ * thrown; `connection` the connection it closed or concerned, if any.
+ */
+export interface HostError extends RollcallError {
+  readonly code: 'CREDENTIALS_FAILED' | 'ENGINE_FAILED' | 'LISTENER_FAILED';
+  cause: unknown;
+  connection?: number;
+}
+
 export declare const CloseCodes: {
   readonly AUTH_FAILED: 4001;
   readonly TOKEN_EXPIRED: 4002;

@@ -3,7 +3,8 @@ import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { EventEmitter } from 'node:events';
 import type { WebSocketServer } from 'ws';
-import type { Engine, Credentials, HostEvent } from './index.js';
+import type { Engine, Credentials, HostEvent, HostError } from './index.js';
+export type { HostError } from './index.js';
 
 export interface AttachOptions {
   /** Listen on this port (0 picks one). Or pass `server` or `wss`. */
@@ -60,15 +61,6 @@ export interface AttachOptions {
   firstConnectionId?: number;
 }
 
-/**
- * A failure the adapter contained (never thrown): its message starts with
- * CREDENTIALS_FAILED, ENGINE_FAILED or LISTENER_FAILED; `cause` is what was
- * thrown; `connection` the connection it closed or concerned, if any.
- */
-export interface HostError extends Error {
-  cause: unknown;
-  connection?: number;
-}
 
 /** The defaults of the adapter's own options. */
 export declare const NODE_DEFAULTS: {

@@ -1,4 +1,4 @@
-import type { Engine, EngineOptions, Credentials, HostEvent } from './index.js';
+import type { Engine, EngineOptions, Credentials, HostEvent, HostError } from './index.js';
 
 /** Cloudflare's DurableObjectState, as far as rollcall uses it. */
 export interface DurableObjectStateLike {
@@ -41,7 +41,7 @@ export declare class RollcallDurableObject {
    * connection it closed (4001, or 1011 INTERNAL_ERROR for a failed engine
    * call on a frame), if any. Default: console.error.
    */
-  onError(error: Error & { cause: unknown; connection?: number }): void;
+  onError(error: HostError): void;
   engine(): Promise<Engine>;
   fetch(request: Request): Promise<Response>;
   webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void>;
