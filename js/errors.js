@@ -24,20 +24,11 @@ export class RollcallError extends Error {
   }
 }
 
-// Messages of the wasm surface that do not (yet) start with a code.
-const UNCODED = [
-  [/^invalid (options|configuration)/, 'BAD_OPTIONS'],
-  [/^connection \S+ is already open/, 'DUPLICATE_CONNECTION'],
-  [/^invalid asserted identity/, 'BAD_IDENTITY'],
-  [/^pattern /, 'BAD_PATTERN'],
-  [/snapshot/i, 'BAD_SNAPSHOT'],
-];
-
 /**
  * Turns what the wasm surface threw into a RollcallError: a message that
  * starts with a code (`CODE: ...`, or a bare AuthError name such as
- * `EXPIRED`) keeps it; a trap is ENGINE_BROKEN; anything else is
- * BAD_ARGUMENT (the engine throws only for host mistakes).
+ * `EXPIRED`) keeps it (every message of the wasm surface does); a trap is
+ * ENGINE_BROKEN; anything else (wasm-bindgen's own checks) is BAD_ARGUMENT.
  */
 export function rollcallError(err) {
   if (err instanceof RollcallError) return err;
@@ -45,6 +36,5 @@ export function rollcallError(err) {
   if (err instanceof WebAssembly.RuntimeError) return new RollcallError('ENGINE_BROKEN', message, { cause: err });
   const coded = CODED.exec(message);
   if (coded) return new RollcallError(coded[1], coded[2], { cause: err });
-  const known = UNCODED.find(([re]) => re.test(message));
-  return new RollcallError(known ? known[1] : 'BAD_ARGUMENT', message, { cause: err });
+  return new RollcallError('BAD_ARGUMENT', message, { cause: err });
 }

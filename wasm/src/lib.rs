@@ -89,7 +89,7 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsError> {
 
 /// A non-negative integer that JS numbers hold exactly.
 fn integer(value: f64, what: &str) -> Result<u64, JsError> {
-    if value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value <= 9_007_199_254_740_991.0 {
+    if value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value <= rollcall::time::MAX_TIME as f64 {
         Ok(value as u64)
     } else {
         Err(JsError::new(&format!("BAD_ARGUMENT: {what} must be a non-negative integer up to 2^53 - 1, not {value}")))
