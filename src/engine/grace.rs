@@ -27,7 +27,7 @@ impl Engine {
         if grace == 0 || matches!(c.auth, AuthState::Pending) {
             return self.remove_connection(conn, now);
         }
-        let until = now.saturating_add(grace);
+        let until = crate::time::deadline(now, grace);
         c.grace_until = Some(until);
         let rooms: Vec<String> = c.rooms.keys().cloned().collect();
         self.grace.insert((until, conn));

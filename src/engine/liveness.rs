@@ -31,7 +31,7 @@ impl Engine {
         if idle == 0 || c.grace_until.is_some() {
             return;
         }
-        let at = from.saturating_add(idle);
+        let at = crate::time::deadline(from, idle);
         c.idle_check = Some(at);
         self.idle.insert((at, conn));
     }
@@ -43,9 +43,9 @@ impl Engine {
         let Some(c) = self.connections.get_mut(&conn) else { return };
         c.idle_check = None;
         let last_seen = c.last_seen;
-        // Compared as a deadline, so that a clock at the end of time
-        // (saturated) cannot reschedule the check forever.
-        if last_seen.saturating_add(self.config.idle_timeout_ms) > now {
+        // Compared as the same clamped deadline, so that a clock at the end
+        // of time (MAX_TIME) cannot reschedule the check forever.
+        if crate::time::deadline(last_seen, self.config.idle_timeout_ms) > now {
             return self.schedule_idle_check(conn, last_seen);
         }
         let reason = CloseCode::Stale.as_str().to_string();

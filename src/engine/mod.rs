@@ -346,16 +346,17 @@ impl Engine {
         loop {
             let first = |set: &BTreeSet<(Millis, ConnectionId)>| set.first().copied().filter(|(at, _)| *at <= now);
             let (deadline, idle, grace) = (first(&self.deadlines), first(&self.idle), first(&self.grace));
-            // Earliest first; at the same time, a grace ends before anything else.
-            let next = [grace.map(|d| (d, 0)), idle.map(|d| (d, 1)), deadline.map(|d| (d, 2))]
+            // Earliest first; at the same time a grace ends first, then a
+            // token or auth deadline (a close, no grace), then an idle check.
+            let next = [grace.map(|d| (d, 0)), deadline.map(|d| (d, 1)), idle.map(|d| (d, 2))]
                 .into_iter()
                 .flatten()
                 .min_by_key(|((at, conn), which)| (*at, *which, *conn));
             match next {
                 None => break,
                 Some(((at, conn), 0)) => self.end_grace(at, conn, now),
-                Some(((at, conn), 1)) => self.idle_check(at, conn, now),
-                Some(((at, conn), _)) => self.deadline_passed(at, conn, now),
+                Some(((at, conn), 1)) => self.deadline_passed(at, conn, now),
+                Some(((at, conn), _)) => self.idle_check(at, conn, now),
             }
         }
     }
