@@ -34,9 +34,12 @@ export interface AttachOptions {
    * New connections per remote address (a token bucket), refused at the
    * upgrade with HTTP 429 and Retry-After past it. Loopback peers are not
    * counted. `null` turns it off. Not applied with your own `wss`.
-   * Default { burst: 10, perSecond: 2 }.
+   * A refusal is answered `refusalDelayMs` later (a tarpit, so that a client
+   * retrying at once costs one accept per delay), with at most
+   * `maxDelayedRefusals` waiting at once (past that: answered at once).
+   * Default { burst: 10, perSecond: 2, refusalDelayMs: 1000, maxDelayedRefusals: 256 }.
    */
-  connectionRate?: { burst: number; perSecond: number } | null;
+  connectionRate?: { burst: number; perSecond: number; refusalDelayMs?: number; maxDelayedRefusals?: number } | null;
   /** The address `connectionRate` counts by. Default `req.socket.remoteAddress` (behind a proxy, read its header). */
   addressOf?: (req: IncomingMessage) => string;
   /** A closed connection whose peer does not finish the close handshake is terminated after this, ms. Default 1000. */
@@ -70,7 +73,12 @@ export declare const NODE_DEFAULTS: {
   readonly maxQueuedBytes: number;
   readonly closeTimeoutMs: number;
   readonly pingIntervalMs: number;
-  readonly connectionRate: { readonly burst: number; readonly perSecond: number };
+  readonly connectionRate: {
+    readonly burst: number;
+    readonly perSecond: number;
+    readonly refusalDelayMs: number;
+    readonly maxDelayedRefusals: number;
+  };
 };
 
 type EventsByType = { [E in HostEvent as E['type']]: [E] };

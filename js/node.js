@@ -28,7 +28,7 @@ export const NODE_DEFAULTS = Object.freeze({
   maxQueuedBytes: 1 << 20,
   closeTimeoutMs: 1000,
   pingIntervalMs: 10_000,
-  connectionRate: Object.freeze({ burst: 10, perSecond: 2 }),
+  connectionRate: Object.freeze({ burst: 10, perSecond: 2, refusalDelayMs: 1000, maxDelayedRefusals: 256 }),
 });
 
 /** 127.0.0.0/8 and ::1 (also IPv4-mapped): a peer on this host, a test or a local proxy. */
@@ -98,6 +98,8 @@ export class RollcallServer extends EventEmitter {
   #options;
   /** Sockets being closed (no longer in #sockets) -> the timer that terminates them. */
   #terminators = new Map();
+  /** Refused upgrades waiting out connectionRate.refusalDelayMs: timer -> refuse now. */
+  #delayedRefusals = new Map();
 
   /**
    * @param {import('./engine.js').Engine} engine
@@ -114,6 +116,8 @@ export class RollcallServer extends EventEmitter {
       onError: (err) => console.error('rollcall/node:', err),
       ...options,
     };
+    // A partial connectionRate keeps the defaults of the fields it leaves out.
+    if (options.connectionRate) this.#options.connectionRate = { ...NODE_DEFAULTS.connectionRate, ...options.connectionRate };
     // Connection ids (and so member ids) never repeat over the host's life,
     // restarts included: they start at the time of construction x 1000.
     this.#nextId = this.#options.firstConnectionId ?? this.#options.clock() * 1000;
@@ -132,8 +136,8 @@ export class RollcallServer extends EventEmitter {
       (({ req }, done) => {
         const address = String(addressOf(req) ?? '');
         const wait = isLoopback(address) ? 0 : rate.take(address, clock());
-        if (wait === 0) done(true);
-        else done(false, 429, 'Too Many Requests', { 'Retry-After': String(wait) });
+        if (wait === 0) return done(true);
+        this.#refuse(() => done(false, 429, 'Too Many Requests', { 'Retry-After': String(wait) }));
       });
     this.#wss =
       wss ??
@@ -195,8 +199,30 @@ export class RollcallServer extends EventEmitter {
     });
     // Sockets already closing (closed by the engine) do not get a second chance.
     for (const socket of this.#terminators.keys()) socket.terminate();
+    for (const [timer, answer] of this.#delayedRefusals) {
+      clearTimeout(timer);
+      answer();
+    }
+    this.#delayedRefusals.clear();
     await Promise.all(closing);
     if (this.#ownsWss) await new Promise((resolve) => this.#wss.close(() => resolve()));
+  }
+
+  /**
+   * Answers a refused upgrade after connectionRate.refusalDelayMs (a
+   * tarpit): a client that retries as soon as it is refused then costs one
+   * accept per delay instead of one per round trip. At most
+   * maxDelayedRefusals wait at once; past that a refusal is answered at once.
+   */
+  #refuse(answer) {
+    const { refusalDelayMs, maxDelayedRefusals } = this.#options.connectionRate;
+    if (refusalDelayMs <= 0 || this.#delayedRefusals.size >= maxDelayedRefusals) return answer();
+    const timer = setTimeout(() => {
+      this.#delayedRefusals.delete(timer);
+      answer();
+    }, refusalDelayMs);
+    timer.unref?.();
+    this.#delayedRefusals.set(timer, answer);
   }
 
   async #accept(socket, req) {

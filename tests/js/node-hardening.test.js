@@ -247,7 +247,7 @@ test('connections per remote address are rate limited at the upgrade (429, Retry
   const limited = attach(new Engine({ auth: { keys: [{ algorithm: 'HS256', secret: SECRET }] }, leaveGraceMs: 0 }), {
     port: 0,
     host: '127.0.0.1',
-    connectionRate: { burst: 3, perSecond: 1 },
+    connectionRate: { burst: 3, perSecond: 1, refusalDelayMs: 300 },
     addressOf: (req) => req.headers['x-forwarded-for'] ?? req.socket.remoteAddress,
   });
   await once(limited, 'listening');
@@ -261,7 +261,10 @@ test('connections per remote address are rate limited at the upgrade (429, Retry
     const statuses = [];
     for (let i = 0; i < 5; i++) statuses.push((await from('192.0.2.1')).status);
     assert.deepEqual(statuses, [101, 101, 101, 429, 429]);
+    // A refusal is answered refusalDelayMs late (a tarpit for clients that retry at once).
+    const askedAt = performance.now();
     assert.equal((await from('192.0.2.1')).retryAfter, '1');
+    assert.ok(performance.now() - askedAt >= 290, 'the 429 came before refusalDelayMs');
     // Another address has its own bucket.
     assert.equal((await from('192.0.2.2')).status, 101);
     // Loopback peers (a test, a local proxy without addressOf) are not counted.
@@ -276,4 +279,35 @@ test('connections per remote address are rate limited at the upgrade (429, Retry
   } finally {
     await limited.close();
   }
+});
+
+test('refused upgrades wait out refusalDelayMs, at most maxDelayedRefusals at once; close answers them', async () => {
+  const limited = attach(new Engine({ auth: { keys: [{ algorithm: 'HS256', secret: SECRET }] }, leaveGraceMs: 0 }), {
+    port: 0,
+    host: '127.0.0.1',
+    connectionRate: { burst: 1, perSecond: 0.001, refusalDelayMs: 60_000, maxDelayedRefusals: 1 },
+    addressOf: (req) => req.headers['x-forwarded-for'],
+  });
+  await once(limited, 'listening');
+  const base = `ws://127.0.0.1:${limited.address().port}/?token=${token('t')}`;
+  const from = (address) => rawConnect(base, { headers: { 'X-Forwarded-For': address } });
+  const first = await from('192.0.2.9');
+  assert.equal(first.status, 101);
+  first.socket.destroy();
+  // The first refusal waits (held); the second finds the tarpit full and is answered at once.
+  let heldAnswered = false;
+  const held = from('192.0.2.9').then((r) => {
+    heldAnswered = true;
+    return r;
+  });
+  await new Promise((r) => setTimeout(r, 200));
+  const second = await from('192.0.2.9');
+  assert.equal(second.status, 429);
+  second.socket.destroy();
+  assert.equal(heldAnswered, false, 'the first refusal should still be held');
+  // Closing the server answers what is held instead of leaving it hanging.
+  await limited.close();
+  const answered = await held;
+  assert.equal(answered.status, 429);
+  answered.socket.destroy();
 });
