@@ -34,7 +34,10 @@ const APP_ID: &str = "rollcall";
 const MAX_EVENTS: usize = 256;
 /// `limits.max_claim_patterns` and `limits.max_stored_bytes` of the harness.
 const MAX_CLAIM_PATTERNS: usize = 8;
-const MAX_STORED_BYTES: usize = 100_000;
+/// Room for two globs (a claim glob or a glob subscription is charged
+/// 256 KiB) beside 100 KB of everything else, so that globs fit and the
+/// budget still binds now and then.
+const MAX_STORED_BYTES: usize = 2 * 256 * 1024 + 100_000;
 /// Outputs one event may produce at most before it counts as a blow-up.
 const MAX_OUTPUTS_PER_EVENT: usize = 10_000;
 

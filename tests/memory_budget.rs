@@ -170,3 +170,54 @@ fn glob_subscriptions_are_charged_what_a_glob_holds() {
     h.ok(1, json!({"op": "realm.unsubscribe", "realm": "r", "event": "*", "pattern": "*a?0"}));
     h.ok(1, json!({"op": "realm.subscribe", "realm": "r", "event": "*", "pattern": "*b?"}));
 }
+
+#[test]
+fn claim_globs_are_charged_once_per_distinct_glob_and_given_back() {
+    // A claim pattern that compiles to a glob (here a room grant) holds what
+    // a glob subscription holds. It is compiled once and shared, so it is
+    // charged 256 KiB once however many connections hold it; an adversary's
+    // distinct globs each pay it, and fill a 2 MiB budget after 7.
+    let limits = Limits { max_stored_bytes: 2 << 20, ..Limits::default() };
+    let mut h = Host::new(Config { limits, ..Config::default() });
+    let with_rooms = |client: &str, room: String| {
+        Credentials::Identity(rollcall::Identity {
+            client_id: Some(client.into()),
+            rooms: Some([(room, vec![rollcall::RoomAction::Subscribe])].into()),
+            ..rollcall::Identity::default()
+        })
+    };
+    h.open(1, with_rooms("a", "team-?/lobby".into()));
+    let one_glob = h.engine.stored_bytes();
+    for id in 2..40 {
+        h.open(id, with_rooms("a", "team-?/lobby".into()));
+        assert_eq!(h.closed_with(id), None);
+    }
+    let per_connection = (h.engine.stored_bytes() - one_glob) / 38;
+    assert!(per_connection < 8 * 1024, "a shared glob was charged per connection: {per_connection} bytes each");
+    let mut distinct = 0;
+    let refused = loop {
+        let id = 100 + distinct;
+        h.open(id, with_rooms("b", format!("team-?/room-{distinct}")));
+        if let Some(code) = h.closed_with(id) {
+            break code;
+        }
+        distinct += 1;
+        assert!(distinct < 100, "distinct claim globs were never refused");
+    };
+    assert_eq!(refused, 4013);
+    assert_eq!(distinct, 6, "distinct claim globs beside the shared one in 2 MiB");
+    // Patterns that match without a glob cost only their text.
+    h.open(500, with_rooms("c", "riders/*".into()));
+    assert_eq!(h.closed_with(500), None);
+    // Closing every holder gives each glob back.
+    for id in (1..40).chain(100..100 + distinct).chain([500]) {
+        h.close(id);
+    }
+    assert_eq!(h.engine.stored_bytes(), 0);
+    // And a restored engine charges the same for the same holders.
+    h.open(600, with_rooms("a", "team-?/lobby".into()));
+    h.open(601, with_rooms("a", "team-?/lobby".into()));
+    let config = Config { limits: Limits { max_stored_bytes: 2 << 20, ..Limits::default() }, ..Config::default() };
+    let restored = rollcall::Engine::restore(config, &h.engine.snapshot()).unwrap();
+    assert_eq!(restored.stored_bytes(), h.engine.stored_bytes());
+}

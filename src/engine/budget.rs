@@ -8,6 +8,7 @@
 //! | thing | charge |
 //! |---|---|
 //! | a connection | [`CONNECTION_BYTES`] + its claims ([`identity_bytes`]) |
+//! | a distinct glob among all live connections' claims | [`GLOB_BYTES`], once however many connections hold it |
 //! | a room it joined | [`ROOM_BYTES`] + twice the name's length |
 //! | a subscription it holds | [`ENTRY_BYTES`] + `limits.max_name_bytes`, plus [`GLOB_BYTES`] if its pattern is a glob |
 //! | a presence member | [`ENTRY_BYTES`] + its data's length |
@@ -65,6 +66,17 @@ pub(crate) fn identity_bytes(identity: &Identity) -> usize {
     bytes
 }
 
+/// The distinct claim patterns of `identity` (rooms, `per`, `dpv`) that
+/// compile to a glob: each is compiled once and shared by every connection
+/// that holds it, so each is charged [`GLOB_BYTES`] once (see
+/// [`Engine::hold_claims`]).
+pub(crate) fn claim_globs(identity: &Identity) -> std::collections::BTreeSet<&str> {
+    let rooms = identity.rooms.iter().flatten().map(|(pattern, _)| pattern.as_str());
+    let per = identity.per.iter().flatten().flat_map(|(_, ids)| ids.keys().map(String::as_str));
+    let dpv = identity.dpv.iter().flatten().flat_map(|(_, patterns)| patterns.iter().map(String::as_str));
+    rooms.chain(per).chain(dpv).filter(|p| crate::pattern::is_glob(p)).collect()
+}
+
 /// Charge of a stored presence member or object holding `len` bytes.
 pub(crate) fn entry_bytes(len: usize) -> usize {
     ENTRY_BYTES + len
@@ -115,6 +127,51 @@ impl Engine {
             c.charged = now;
         }
         self.charge(now, before);
+    }
+
+    /// What keeping `identity` adds for its claim globs that no live
+    /// connection holds yet.
+    pub(super) fn new_claim_globs_bytes(&self, identity: &Identity) -> usize {
+        claim_globs(identity).into_iter().filter(|p| !self.claim_globs.contains_key(*p)).count().saturating_mul(GLOB_BYTES)
+    }
+
+    /// Takes a reference to each of `identity`'s claim globs, charging the
+    /// ones no live connection held.
+    pub(super) fn hold_claims(&mut self, identity: &Identity) {
+        for pattern in claim_globs(identity) {
+            let refs = self.claim_globs.entry(pattern.into()).or_insert(0);
+            *refs += 1;
+            if *refs == 1 {
+                self.charge(GLOB_BYTES, 0);
+            }
+        }
+    }
+
+    /// Gives back the references [`Engine::hold_claims`] took for `identity`.
+    pub(super) fn release_claims(&mut self, identity: &Identity) {
+        for pattern in claim_globs(identity) {
+            let Some(refs) = self.claim_globs.get_mut(pattern) else { continue };
+            *refs -= 1;
+            if *refs == 0 {
+                self.claim_globs.remove(pattern);
+                self.charge(0, GLOB_BYTES);
+            }
+        }
+    }
+
+    /// Sets a connection's identity, moving its claim globs' references
+    /// from the identity it had (if any) to this one.
+    pub(super) fn set_identity(&mut self, conn: super::ConnectionId, identity: Identity) {
+        self.hold_claims(&identity);
+        let Some(c) = self.connections.get_mut(&conn) else {
+            self.release_claims(&identity);
+            return;
+        };
+        let old = c.identity.take();
+        c.set_identity(identity);
+        if let Some(old) = old {
+            self.release_claims(&old);
+        }
     }
 
     /// Bytes charged against `limits.max_stored_bytes` now.

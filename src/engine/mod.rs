@@ -139,6 +139,9 @@ pub struct Engine {
     outputs: VecDeque<Output>,
     /// Bytes charged against `limits.max_stored_bytes` (see `budget`).
     stored_bytes: usize,
+    /// Distinct glob patterns among live connections' claims -> how many
+    /// connections hold each (each is charged once, see `budget`).
+    claim_globs: HashMap<Box<str>, usize>,
 }
 
 impl Engine {
@@ -202,6 +205,7 @@ impl Engine {
             epoch,
             outputs: VecDeque::new(),
             stored_bytes: 0,
+            claim_globs: HashMap::new(),
         })
     }
 
@@ -231,7 +235,7 @@ impl Engine {
         let none = Arc::clone(&self.no_permissions);
         self.connections.insert(conn, Connection::new(presence_id, none, &self.config.limits, now));
         let claims = match &identity {
-            Some(Ok((identity, _))) => budget::identity_bytes(identity),
+            Some(Ok((identity, _))) => budget::identity_bytes(identity) + self.new_claim_globs_bytes(identity),
             _ => 0,
         };
         if !matches!(identity, Some(Err(_))) {
@@ -463,7 +467,11 @@ impl Engine {
     /// The first `auth` frame: a welcome, then the ack its `ref` waits for.
     fn authenticate(&mut self, conn: ConnectionId, r: Option<&RawValue>, token: &str, now: Millis) {
         match self.verify(token, now) {
-            Ok((identity, _)) if self.budget_allows(budget::identity_bytes(&identity), 0).is_err() => {
+            Ok((identity, _))
+                if self
+                    .budget_allows(budget::identity_bytes(&identity) + self.new_claim_globs_bytes(&identity), 0)
+                    .is_err() =>
+            {
                 let reason = format!("{}: no room for the claims", CloseCode::EngineFull.as_str());
                 self.close(conn, CloseCode::EngineFull, reason, now);
             }
@@ -483,7 +491,7 @@ impl Engine {
         c.client_id = identity.client_id.clone().map(Arc::from);
         c.auth = AuthState::Ready { grants: rights.grants };
         c.permissions = rights.permissions;
-        c.set_identity(identity.clone());
+        self.set_identity(conn, identity.clone());
         let token = self.mint_resume_token(conn);
         let Some(c) = self.connections.get_mut(&conn) else { return };
         let payload =
@@ -513,11 +521,11 @@ impl Engine {
             return Err(Refusal(ErrorCode::SubjectMismatch, "a refreshed token must have the same `sub`".into()));
         }
         let old_claims = c.claims_bytes;
-        self.budget_allows(budget::identity_bytes(&identity), old_claims)?;
+        self.budget_allows(budget::identity_bytes(&identity) + self.new_claim_globs_bytes(&identity), old_claims)?;
         let c = self.conn(conn)?;
         c.auth = AuthState::Ready { grants: Arc::clone(&grants) };
         c.permissions = rights.permissions;
-        c.set_identity(identity.clone());
+        self.set_identity(conn, identity.clone());
         self.set_deadline(conn, identity.expires_at);
         let body =
             AckBody { client_id: identity.client_id.as_deref(), expires_at: identity.expires_at, ..AckBody::default() };
@@ -625,6 +633,9 @@ impl Engine {
         self.set_deadline(conn, None);
         let Some(c) = self.connections.remove(&conn) else { return };
         self.charge(0, c.charged);
+        if let Some(identity) = &c.identity {
+            self.release_claims(identity);
+        }
         if let Some(at) = c.idle_check {
             self.idle.remove(&(at, conn));
         }

@@ -297,7 +297,8 @@ impl Engine {
             .flat_map(|rm| rm.objects.iter())
             .map(|(id, o)| budget::entry_bytes(id.len() + o.data.as_ref().map_or(0, |d| d.get().len())))
             .sum();
-        self.stored_bytes = members.saturating_add(objects);
+        let claim_globs = self.claim_globs.len().saturating_mul(budget::GLOB_BYTES);
+        self.stored_bytes = members.saturating_add(objects).saturating_add(claim_globs);
         let ids: Vec<ConnectionId> = self.connections.keys().copied().collect();
         for conn in ids {
             self.recharge(conn);
@@ -331,6 +332,7 @@ impl Engine {
                 self.providers.insert(conn, p);
             }
             c.provides = rights.provides;
+            self.hold_claims(&identity);
             c.set_identity(identity);
         }
         for room in cs.rooms {
