@@ -6,7 +6,7 @@
 //   node bench/flood.js --adapter=js/node.before.js
 //
 // Options: --clients=20 --rate=10 (updates/s per honest client) --warmup=1
-//          --measure=5 (seconds) --rounds=3 --scenarios=calm,raw,reconnect,hammer
+//          --measure=5 (seconds) --rounds=5 --scenarios=calm,raw,reconnect,hammer
 //          --adapter=PATH --attach=JSON (more attach() options) --out=bench/results/flood-<timestamp>.json
 //
 // Each (round, scenario) runs a fresh rollcall server (bench/rollcall-server.js,
@@ -35,7 +35,7 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '1' },
     measure: { type: 'string', default: '5' },
-    rounds: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '5' },
     scenarios: { type: 'string', default: 'calm,raw,reconnect,hammer' },
     adapter: { type: 'string' },
     attach: { type: 'string', default: '{}' },
