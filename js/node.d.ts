@@ -26,6 +26,13 @@ export interface AttachOptions {
    * rejecting closes that connection with 4001 and reports CREDENTIALS_FAILED.
    */
   credentials?: (req: IncomingMessage) => Credentials | Promise<Credentials>;
+  /**
+   * A `credentials` callback still pending after this long (ms) closes its
+   * connection with 4003 AUTH_TIMEOUT and reports CREDENTIALS_FAILED; its
+   * later result is ignored. 0 waits forever. Default 10000 (the engine's
+   * `auth.authTimeoutMs`).
+   */
+  credentialsTimeoutMs?: number;
   /** Frames queued while `credentials` is pending; one more closes with 4008. Default 100. */
   maxQueuedFrames?: number;
   /** Bytes queued while `credentials` is pending; passing it closes with 4008. Default 1 MiB. */
@@ -72,6 +79,7 @@ export declare const NODE_DEFAULTS: {
   readonly maxQueuedFrames: number;
   readonly maxQueuedBytes: number;
   readonly closeTimeoutMs: number;
+  readonly credentialsTimeoutMs: number;
   readonly pingIntervalMs: number;
   readonly connectionRate: {
     readonly burst: number;

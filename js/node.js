@@ -17,6 +17,9 @@ import { WebSocketServer, WebSocket } from 'ws';
 import { CloseCodes, hostError } from './engine.js';
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** What a credentials callback that did not settle in time resolves to. */
+const TIMED_OUT = Symbol('credentials timed out');
+
 /** After a failed tick, the next one waits at least this long (no hot loop). */
 const FAILED_TICK_RETRY_MS = 1000;
 
@@ -27,6 +30,7 @@ export const NODE_DEFAULTS = Object.freeze({
   maxQueuedFrames: 100,
   maxQueuedBytes: 1 << 20,
   closeTimeoutMs: 1000,
+  credentialsTimeoutMs: 10_000,
   pingIntervalMs: 10_000,
   connectionRate: Object.freeze({ burst: 10, perSecond: 2, refusalDelayMs: 1000, maxDelayedRefusals: 256 }),
 });
@@ -272,11 +276,24 @@ export class RollcallServer extends EventEmitter {
     });
     socket.on('error', () => {});
     let credentials;
+    const { credentialsTimeoutMs } = this.#options;
+    let timer;
+    const timedOut = new Promise((resolve) => {
+      if (credentialsTimeoutMs > 0) timer = setTimeout(() => resolve(TIMED_OUT), credentialsTimeoutMs);
+    });
     try {
-      credentials = await this.#options.credentials(req);
+      credentials = await Promise.race([this.#options.credentials(req), timedOut]);
     } catch (err) {
       this.#report(hostError('CREDENTIALS_FAILED', 'the credentials callback threw', err, id));
       this.#shut(id, socket, CloseCodes.AUTH_FAILED, 'AUTH_FAILED');
+      return;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (credentials === TIMED_OUT) {
+      const why = `the credentials callback did not settle within credentialsTimeoutMs (${credentialsTimeoutMs} ms)`;
+      this.#report(hostError('CREDENTIALS_FAILED', why, undefined, id));
+      this.#shut(id, socket, CloseCodes.AUTH_TIMEOUT, 'AUTH_TIMEOUT: credentials timed out');
       return;
     }
     if (socket.readyState !== WebSocket.OPEN || this.#sockets.get(id) !== socket) return;

@@ -311,3 +311,33 @@ test('refused upgrades wait out refusalDelayMs, at most maxDelayedRefusals at on
   assert.equal(answered.status, 429);
   answered.socket.destroy();
 });
+
+test('a credentials callback that never settles closes its connection with 4003 after credentialsTimeoutMs, reported; others are served', async () => {
+  const reported = [];
+  const hanging = attach(new Engine({ auth: { keys: [{ algorithm: 'HS256', secret: SECRET }] }, leaveGraceMs: 0 }), {
+    port: 0,
+    host: '127.0.0.1',
+    connectionRate: null,
+    credentialsTimeoutMs: 200,
+    // ?hang never settles; anything else is read as usual.
+    credentials: (req) => (req.url.includes('hang') ? new Promise(() => {}) : credentials(req)),
+  });
+  hanging.on('error', (err) => reported.push(err));
+  await once(hanging, 'listening');
+  const base = `ws://127.0.0.1:${hanging.address().port}`;
+  try {
+    const stuck = new TestClient(`${base}/?hang=1`);
+    const { code, reason } = await stuck.closed;
+    assert.equal(code, CloseCodes.AUTH_TIMEOUT);
+    assert.equal(reason, 'AUTH_TIMEOUT: credentials timed out');
+    assert.equal(reported.length, 1);
+    assert.equal(reported[0].code, 'CREDENTIALS_FAILED');
+    assert.match(reported[0].message, /did not settle within credentialsTimeoutMs/);
+    const honest = await TestClient.connect(`${base}/?${new URLSearchParams({ token: token('honest') })}`);
+    assert.equal((await honest.wait((f) => f.type === 'welcome')).clientId, 'honest');
+    await honest.close();
+    await eventually(() => hanging.connections === 0 && hanging.engine.connectionCount === 0);
+  } finally {
+    await hanging.close();
+  }
+});
