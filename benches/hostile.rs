@@ -295,12 +295,7 @@ fn bench_open(c: &mut Criterion) {
     let mut g = c.benchmark_group("open");
     let engine_with = |max_token_bytes: usize, max_claim_patterns: usize| {
         let mut c = config(12);
-        c.auth.keys = vec![rollcall::JwtKey {
-            kid: None,
-            algorithm: rollcall::Algorithm::HS256,
-            secret: Some(SECRET.into()),
-            pem: None,
-        }];
+        c.auth.keys = vec![rollcall::JwtKey::hmac(rollcall::Algorithm::HS256, SECRET)];
         c.auth.max_token_bytes = max_token_bytes;
         c.limits.max_claim_patterns = max_claim_patterns;
         // One compiled claim kept: each open below compiles its patterns.

@@ -25,6 +25,8 @@ passed_in() {
 section "core: cargo test (native)"
 cargo test 2>&1 | tee "$logs/native.log"
 native=$(passed_in "$logs/native.log" "the native run")
+# The criterion benches are not run here, but they must keep compiling.
+cargo check --benches --quiet
 
 section "core: cargo test on wasm32 in Node"
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
