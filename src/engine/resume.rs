@@ -66,6 +66,12 @@ impl Engine {
             return Err(failed(nobody));
         }
         let live = o.grace_until.is_none();
+        // What its rooms still hold for a flush goes first (coalesce.rs):
+        // the catch-up then replays it from the buffer like any event.
+        let rooms: Vec<String> = o.rooms.keys().filter(|room| self.coalesces(room)).cloned().collect();
+        for room in rooms {
+            self.flush_room(&room);
+        }
         self.transfer(old, conn, now);
         if live {
             // Its socket is not known to be gone yet: it is, now. The close
