@@ -19,7 +19,9 @@
 //!
 //! A window is flushed early, before anything that shows a snapshot of the
 //! room (`presence.subscribe`, `presence.get`, a `resume`'s catch-up), so
-//! that a snapshot never holds a change its events are still to bring.
+//! that a snapshot never holds a change its events are still to bring. (A
+//! resuming connection is left out of that flush: it takes those events
+//! from the replay buffer, after what it missed before them.)
 //! Host events (`presenceJoined`, ...) are not delayed: the state changed.
 
 use std::collections::{BTreeMap, HashMap};
@@ -191,6 +193,13 @@ impl Engine {
     /// Sends `room`'s window: numbers its events, and sends each
     /// subscriber one frame with the events it takes.
     pub(super) fn flush_room(&mut self, room: &str) {
+        self.flush_room_except(room, None);
+    }
+
+    /// `flush_room`, sending nothing to `except` (a connection resuming:
+    /// it gets these events from the replay buffer, in order with what it
+    /// missed before them, or a `resync`).
+    pub(super) fn flush_room_except(&mut self, room: &str, except: Option<ConnectionId>) {
         let Some(rm) = self.rooms.get_mut(room) else { return };
         let window = std::mem::take(&mut rm.window);
         if let Some(due) = window.due {
@@ -235,7 +244,11 @@ impl Engine {
             }
             texts.push((e.kind, both));
         }
-        for ((client, bits), to) in classes {
+        for ((client, bits), mut to) in classes {
+            to.retain(|conn| Some(*conn) != except);
+            if to.is_empty() {
+                continue;
+            }
             let mask = EventMask::from_bits(bits);
             let mine: Vec<&Arc<str>> = texts
                 .iter()

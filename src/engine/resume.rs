@@ -66,12 +66,6 @@ impl Engine {
             return Err(failed(nobody));
         }
         let live = o.grace_until.is_none();
-        // What its rooms still hold for a flush goes first (coalesce.rs):
-        // the catch-up then replays it from the buffer like any event.
-        let rooms: Vec<String> = o.rooms.keys().filter(|room| self.coalesces(room)).cloned().collect();
-        for room in rooms {
-            self.flush_room(&room);
-        }
         self.transfer(old, conn, now);
         if live {
             // Its socket is not known to be gone yet: it is, now. The close
@@ -133,6 +127,13 @@ impl Engine {
     /// Sends a resumed connection what it missed in each room it watches:
     /// the kept frames after its `since`, or a `resync` snapshot.
     fn catch_up(&mut self, conn: ConnectionId, epoch: Option<u64>, since: &BTreeMap<String, u64>) {
+        let Some(c) = self.connections.get(&conn) else { return };
+        // What its rooms still hold for a flush goes to the others now; this
+        // connection takes it below, with what it missed (coalesce.rs).
+        let rooms: Vec<String> = c.rooms.keys().filter(|room| self.coalesces(room)).cloned().collect();
+        for room in rooms {
+            self.flush_room_except(&room, Some(conn));
+        }
         let Some(c) = self.connections.get(&conn) else { return };
         let mut frames: Vec<Arc<str>> = Vec::new();
         for name in c.rooms.keys() {
