@@ -11,7 +11,8 @@
 //                                        # a rate ladder: per server, rates go up until one is not sustained
 //
 // Servers: rollcall (flush interval 0), rollcall-f<ms> (presence.flushIntervalMs = ms), y-websocket,
-// y-websocket-noecho. A rate is sustained when p99 latency <= 250 ms and at least 95 % of the expected
+// y-websocket-noecho, and rollcall-before: interval 0 behind the adapter module --before=PATH (an older
+// js/node.js copied into js/, e.g. `git show <commit>:js/node.js > js/node-before.js`), side by side. A rate is sustained when p99 latency <= 250 ms and at least 95 % of the expected
 // deliveries landed in the window (an update counts as delivered to a receiver when it got it or a later
 // update of the same member; see bench/loadgen.js). Runs where the load generator used more than 90 %
 // of a core, or fell behind its send schedule by more than 100 ms, are flagged `loadgen-bound`.
@@ -57,7 +58,8 @@ async function startServer(kind) {
   // One load generator on one address is not an attacker: no connection rate limit.
   if (kind.startsWith('rollcall')) {
     const engine = { presence: { flushIntervalMs: flushOf(kind) } };
-    return startRollcall({ connectionRate: null }, args.adapter, engine);
+    const adapter = kind === 'rollcall-before' ? args.before : args.adapter;
+    return startRollcall({ connectionRate: null }, adapter, engine);
   }
   const port = await freePort();
   const env = { HOST: '127.0.0.1', PORT: String(port) };
