@@ -4,6 +4,9 @@
 //! takes in `seq` order, joins and leaves are never dropped or reordered,
 //! and with the interval at 0 the outputs are byte for byte today's.
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 mod common;
 
 use common::{alice_watched_by_bob, Host, T0};
