@@ -165,7 +165,10 @@ impl Engine {
 
     /// Flushes the windows due by `now`.
     pub(super) fn flush_due(&mut self, now: Millis) {
-        while let Some((_, room)) = self.flushes.first().filter(|(at, _)| *at <= now).cloned() {
+        // Each entry is taken out before its flush: the loop ends whatever
+        // state the room is in.
+        while self.flushes.first().is_some_and(|(at, _)| *at <= now) {
+            let Some((_, room)) = self.flushes.pop_first() else { break };
             self.flush_room(&room);
         }
     }
@@ -173,7 +176,7 @@ impl Engine {
     /// Flushes every open window now (a host about to snapshot or stop
     /// may; a snapshot keeps open windows in any case).
     pub fn flush(&mut self) {
-        while let Some((_, room)) = self.flushes.first().cloned() {
+        while let Some((_, room)) = self.flushes.pop_first() {
             self.flush_room(&room);
         }
     }
