@@ -33,13 +33,13 @@ export const NODE_DEFAULTS = Object.freeze({
 
 /**
  * A payload as one unmasked, final text frame (header and data in one
- * Buffer), built once for all its recipients; and the data alone, for the
+ * Buffer), built once for all its recipients; and the text itself, for the
  * sockets it cannot be written to as it is.
  */
 function textFrame(payload) {
   const data = Buffer.from(payload);
   const frame = Buffer.concat(Sender.frame(data, { fin: true, rsv1: false, opcode: 1, mask: false, readOnly: false }));
-  return { data, frame };
+  return { payload, frame };
 }
 
 /**
@@ -48,11 +48,11 @@ function textFrame(payload) {
  * nothing queued ahead of it (no compression or Blob in progress; ws's own
  * Sender writes frames the same way); otherwise through ws, in order.
  */
-function writeFrame(socket, { data, frame }, corked) {
+function writeFrame(socket, { payload, frame }, corked) {
   const sender = socket._sender;
   const raw = socket._socket;
   if (!raw || !sender || sender._state !== 0 || sender._queue?.length !== 0) {
-    socket.send(data);
+    socket.send(payload); // a text frame, as before
     return;
   }
   if (!corked.has(raw)) {
