@@ -7,6 +7,7 @@
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { WebSocketServer } from 'ws';
 import { Engine } from '../../js/index.node.js';
 import { attach } from '../../js/node.js';
 import { Client } from '../../js/client.node.js';
@@ -126,4 +127,35 @@ test('a room whose pattern sets 0 sends every event at once, as before', async (
   for (let n = 1; n <= 5; n++) await room.presence.update({ n });
   await eventually(() => raw.frames.filter((f) => f.type === 'presence').length === 6);
   assert.ok(!raw.frames.some((f) => f.type === 'batch'));
+});
+
+test('with permessage-deflate, the adapter writes behind a message ws is still compressing', async () => {
+  // ws compresses asynchronously: a message the host sent itself may still
+  // be in progress when the engine's frames are due; they must go out
+  // behind it (through ws), not past it, and stay text frames.
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: { threshold: 0 } });
+  await once(wss, 'listening');
+  const deflating = attach(new Engine({ auth: { keys: [{ algorithm: 'HS256', secret: SECRET }] } }), { wss });
+  try {
+    const connected = once(wss, 'connection');
+    const watcher = await TestClient.connect(`ws://127.0.0.1:${wss.address().port}/?token=${token('watcher')}`);
+    clients.push({ close: () => watcher.ws.close() });
+    const [serverSocket] = await connected;
+    assert.match(serverSocket.extensions, /permessage-deflate/);
+    const binary = [];
+    watcher.ws.on('message', (data, isBinary) => isBinary && binary.push(String(data)));
+    await watcher.request({ op: 'room.join', room: 'z' });
+    await watcher.request({ op: 'subscribe', room: 'z', event: 'e' });
+    for (let i = 0; i < 30; i++) {
+      serverSocket.send(JSON.stringify({ type: 'note', i })); // compressed, asynchronously
+      deflating.publish('z', 'e', { i }); // the engine's frame, due at once
+    }
+    await eventually(() => watcher.frames.filter((f) => f.type === 'message').length === 30, 10_000);
+    const order = watcher.frames.filter((f) => f.type === 'note' || f.type === 'message').map((f) => `${f.type}${f.i ?? f.data.i}`);
+    assert.deepEqual(order, [...Array(30).keys()].flatMap((i) => [`note${i}`, `message${i}`]));
+    assert.deepEqual(binary, [], 'every frame is a text frame');
+  } finally {
+    await deflating.close();
+    await new Promise((resolve) => wss.close(resolve));
+  }
 });
