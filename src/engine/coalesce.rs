@@ -204,6 +204,9 @@ impl Engine {
     /// missed before them, or a `resync`).
     pub(super) fn flush_room_except(&mut self, room: &str, except: Option<ConnectionId>) {
         let Some(rm) = self.rooms.get_mut(room) else { return };
+        if rm.window.due.is_none() {
+            return; // nothing open (always so in a room that does not coalesce)
+        }
         let window = std::mem::take(&mut rm.window);
         if let Some(due) = window.due {
             self.flushes.remove(&(due, room.to_string()));
