@@ -31,35 +31,26 @@ export const NODE_DEFAULTS = Object.freeze({
   connectionRate: Object.freeze({ burst: 10, perSecond: 2 }),
 });
 
-/**
- * A payload as one unmasked, final text frame (header and data in one
- * Buffer), built once for all its recipients; and the text itself, for the
- * sockets it cannot be written to as it is.
- */
+/** A payload as one unmasked, final text frame (header and data in one Buffer), built once for all its recipients. */
 function textFrame(payload) {
   const data = Buffer.from(payload);
-  const frame = Buffer.concat(Sender.frame(data, { fin: true, rsv1: false, opcode: 1, mask: false, readOnly: false }));
-  return { payload, frame };
+  return Buffer.concat(Sender.frame(data, { fin: true, rsv1: false, opcode: 1, mask: false, readOnly: false }));
 }
 
+/** Whether this `ws` can build frames (Bun's built-in `ws` cannot). */
+const CAN_FRAME = typeof Sender?.frame === 'function';
+
 /**
- * Writes a built frame to `socket`. Straight to its TCP socket, corked
- * until the end of the batch (one write per socket per batch), when ws has
- * nothing queued ahead of it (no compression or Blob in progress; ws's own
- * Sender writes frames the same way); otherwise through ws, in order.
+ * The TCP socket under a `ws` socket when a built frame may be written to
+ * it directly: ws has nothing queued ahead of it (no compression or Blob in
+ * progress; ws's own Sender writes frames the same way). Otherwise null:
+ * send through ws, in order.
  */
-function writeFrame(socket, { payload, frame }, corked) {
+function directSocket(socket) {
   const sender = socket._sender;
   const raw = socket._socket;
-  if (!raw || !sender || sender._state !== 0 || sender._queue?.length !== 0) {
-    socket.send(payload); // a text frame, as before
-    return;
-  }
-  if (!corked.has(raw)) {
-    raw.cork();
-    corked.add(raw);
-  }
-  raw.write(frame);
+  if (!CAN_FRAME || !raw || !sender || sender._state !== 0 || sender._queue?.length !== 0) return null;
+  return raw;
 }
 
 /** 127.0.0.0/8 and ::1 (also IPv4-mapped): a peer on this host, a test or a local proxy. */
@@ -387,8 +378,17 @@ export class RollcallServer extends EventEmitter {
           this.#shut(id, socket, CloseCodes.SLOW_CONSUMER, 'SLOW_CONSUMER');
           continue;
         }
+        const raw = directSocket(socket);
+        if (!raw) {
+          socket.send(payload);
+          continue;
+        }
         frame ??= textFrame(payload);
-        writeFrame(socket, frame, corked);
+        if (!corked.has(raw)) {
+          raw.cork();
+          corked.add(raw);
+        }
+        raw.write(frame);
       }
     }
     for (const raw of corked) raw.uncork();
