@@ -23,6 +23,12 @@
 //! - no frame goes to a connection after its close, and nothing panics,
 //!   including on garbage frames.
 //!
+//! A second property runs the same operations beside a coalescing shadow
+//! engine (`presence.flushIntervalMs` in r1 and r2; see [`Shadow`]): it
+//! must agree with the engine on every frame but presence events, on the
+//! host queries, and its subscribers' pictures, built from its frames with
+//! batches unpacked, must equal its presence sets after each flush.
+//!
 //! Cases default to 256; override with `PROPTEST_CASES`.
 
 // proptest does not build for wasm32; the other suites run there.
