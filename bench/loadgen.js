@@ -14,6 +14,16 @@
 // server decodes and drops (see yjs/yjs#732). The variant shows the relay under
 // the same inbound traffic as rollcall.
 //
+// 'rollcall-f<ms>' is the rollcall client against a server whose rooms
+// coalesce presence (`presence.flushIntervalMs`); it unpacks `batch` frames.
+//
+// Delivery is counted per (update, receiver): an update counts as delivered
+// to a receiver when that receiver gets it or a later update of the same
+// member (its view of that member is then at least as new), and its latency
+// is the time from its send to that moment. Without coalescing this is the
+// plain per-update count; with it, superseded updates count when the newer
+// one lands, as their staleness ends then.
+//
 // Run by bench/run.js and bench/flood.js (fork). Config comes as JSON in
 // argv[2]; it reports 'ready', 'mark' (window start/end) and 'result' over
 // IPC. With `measure: 'ack'` (rollcall only; bench/flood.js) the latency is
@@ -36,9 +46,32 @@ let latencies = new Float64Array(1 << 16);
 let sentInWindow = 0;
 let receivedTotal = 0;
 
-function record(t) {
-  receivedTotal++;
+/** Send times of each member's updates, in order (index: client number - 1). */
+const sendTimes = Array.from({ length: n }, () => []);
+/** (receiver, member) -> index in sendTimes of the last update delivered. */
+const seenUpTo = new Int32Array(n * n).fill(-1);
+
+/** `receiver` got `member`'s update sent at `t`: it and every earlier one not yet delivered land now. */
+function deliver(receiver, member, t) {
+  if (!(t > 0) || !(member >= 0 && member < n)) return;
+  const times = sendTimes[member];
   const at = now();
+  let i = seenUpTo[receiver * n + member];
+  while (i + 1 < times.length && times[i + 1] <= t) {
+    i++;
+    recordAt(at, times[i]);
+  }
+  seenUpTo[receiver * n + member] = i;
+}
+
+const memberIndex = (name) => Number(String(name).slice(1)) - 1;
+
+function record(t) {
+  recordAt(now(), t);
+}
+
+function recordAt(at, t) {
+  receivedTotal++;
   if (at < winStart || at >= winEnd || !(t > 0)) return;
   if (received === latencies.length) {
     const bigger = new Float64Array(latencies.length * 2);
@@ -63,15 +96,20 @@ function rollcallClient(i) {
   const checkReady = () => {
     if (members.size >= n) resolveReady();
   };
+  const presence = (msg) => {
+    if (msg.event === 'update') {
+      if (msg.id !== myId && measure === 'delivery') deliver(i - 1, memberIndex(msg.data.name), msg.data.t);
+    } else if (msg.event === 'join') {
+      members.add(msg.id);
+      checkReady();
+    } else if (msg.event === 'leave') members.delete(msg.id);
+  };
   ws.on('message', (raw) => {
     const msg = JSON.parse(raw.toString());
-    if (msg.type === 'presence') {
-      if (msg.event === 'update') {
-        if (msg.id !== myId && measure === 'delivery') record(msg.data.t);
-      } else if (msg.event === 'join') {
-        members.add(msg.id);
-        checkReady();
-      } else if (msg.event === 'leave') members.delete(msg.id);
+    if (msg.type === 'batch') {
+      for (const e of msg.events) presence(e);
+    } else if (msg.type === 'presence') {
+      presence(msg);
     } else if (msg.type === 'welcome') {
       myId = msg.id;
       ws.send(JSON.stringify({ op: 'room.join', ref: 1, room }));
@@ -155,7 +193,7 @@ function ywsClient(i) {
       for (const id of list) {
         if (id === doc.clientID) continue;
         const state = states.get(id);
-        if (state) record(state.t);
+        if (state) deliver(i - 1, memberIndex(state.name), state.t);
       }
     }
     if (states.size >= n) resolveReady();
@@ -187,8 +225,8 @@ function withTimeout(promise, ms, what) {
 }
 
 async function main() {
-  if (kind !== 'rollcall') await loadYjs();
-  const make = kind === 'rollcall' ? rollcallClient : ywsClient;
+  if (!kind.startsWith('rollcall')) await loadYjs();
+  const make = kind.startsWith('rollcall') ? rollcallClient : ywsClient;
   const setupStart = now();
   const clients = [];
   // Connect in batches, so that 500 handshakes do not all land at once.
@@ -232,6 +270,7 @@ async function main() {
       while (t0 + j * interval <= at) {
         maxLag = Math.max(maxLag, at - (t0 + j * interval));
         const t = now();
+        sendTimes[j % n].push(t);
         clients[j % n].update(t);
         if (t >= winStart && t < winEnd) sentInWindow++;
         j++;

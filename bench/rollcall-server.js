@@ -5,7 +5,8 @@
 // share of the process CPU. Run by bench/run.js and bench/flood.js (fork,
 // with an IPC channel; see startRollcall in bench/lib/children.js).
 //
-// Environment: HOST, PORT; ROLLCALL_ATTACH, more attach() options as JSON;
+// Environment: HOST, PORT; ROLLCALL_ENGINE, Engine options as JSON (the
+// e2e bench's `rollcall-f50` sets `presence.flushIntervalMs`); ROLLCALL_ATTACH, more attach() options as JSON;
 // ROLLCALL_ADAPTER, the path of another adapter module than js/node.js (the
 // flood bench's "before" figures run an older one).
 import { pathToFileURL } from 'node:url';
@@ -16,9 +17,9 @@ const { attach } = await import(process.env.ROLLCALL_ADAPTER ? pathToFileURL(pro
 const port = Number(process.env.PORT);
 const host = process.env.HOST ?? '127.0.0.1';
 
-const engine = new Engine({});
+const engine = new Engine(JSON.parse(process.env.ROLLCALL_ENGINE ?? '{}'));
 const timing = {};
-for (const name of ['open', 'message', 'close', 'tick']) {
+for (const name of ['open', 'message', 'close', 'lost', 'tick']) {
   const original = engine[name].bind(engine);
   const t = (timing[name] = { calls: 0, ns: 0n });
   engine[name] = (...args) => {

@@ -5,6 +5,18 @@
 //   npm run bench                        # the full run (N = 10, 100, 500)
 //   node bench/run.js --n=10 --measure=3 # a quick one
 //
+//   node bench/run.js --n=100,500 --servers=rollcall,rollcall-f50,y-websocket-noecho --rates=100:1,500:0.3
+//                                        # coalescing (issue 15): flush interval 0 vs 50 ms beside the relay
+//   node bench/run.js --n=500 --servers=rollcall,rollcall-f50,y-websocket-noecho --ladder=0.3,1,3,10
+//                                        # a rate ladder: per server, rates go up until one is not sustained
+//
+// Servers: rollcall (flush interval 0), rollcall-f<ms> (presence.flushIntervalMs = ms), y-websocket,
+// y-websocket-noecho, and rollcall-before: interval 0 behind the adapter module --before=PATH (an older
+// js/node.js copied into js/, e.g. `git show <commit>:js/node.js > js/node-before.js`), side by side. A rate is sustained when p99 latency <= 250 ms and at least 95 % of the expected
+// deliveries landed in the window (an update counts as delivered to a receiver when it got it or a later
+// update of the same member; see bench/loadgen.js). Runs where the load generator used more than 90 %
+// of a core, or fell behind its send schedule by more than 100 ms, are flagged `loadgen-bound`.
+//
 // Options: --n=10,100,500  --servers=rollcall,y-websocket,y-websocket-noecho  --warmup=2
 //          --measure=10 (seconds) --adapter=PATH (another rollcall/node module, e.g. an older js/node.js)  --rates=10:1,100:1,500:0.1 (updates/s per client)
 //          --out=bench/results/e2e-<timestamp>.json
@@ -36,12 +48,19 @@ const rates = new Map(
   (args.rates ?? '10:1,100:1,500:0.1').split(',').map((p) => p.split(':').map(Number)),
 );
 const rateFor = (n) => rates.get(n) ?? Math.min(1, 50 / n);
+const ladder = args.ladder ? args.ladder.split(',').map(Number) : null;
+const P99_LIMIT_MS = 250;
+const flushOf = (kind) => Number(/^rollcall-f(\d+)$/.exec(kind)?.[1] ?? 0);
 
 // --- servers -------------------------------------------------------------------
 
 async function startServer(kind) {
   // One load generator on one address is not an attacker: no connection rate limit.
-  if (kind === 'rollcall') return startRollcall({ connectionRate: null }, args.adapter);
+  if (kind.startsWith('rollcall')) {
+    const engine = { presence: { flushIntervalMs: flushOf(kind) } };
+    const adapter = kind === 'rollcall-before' ? args.before : args.adapter;
+    return startRollcall({ connectionRate: null }, adapter, engine);
+  }
   const port = await freePort();
   const env = { HOST: '127.0.0.1', PORT: String(port) };
   // The stock server of @y/websocket-server, unmodified (its bin script).
@@ -70,8 +89,7 @@ function askMark(child) {
   });
 }
 
-async function runOne(kind, n) {
-  const rate = rateFor(n);
+async function runOne(kind, n, rate = rateFor(n)) {
   const { child: server, url } = await startServer(kind);
   const pid = server.pid;
   const loadgen = start(path.join(here, 'loadgen.js'), [
@@ -81,12 +99,12 @@ async function runOne(kind, n) {
   const marks = {};
   const result = await loadgenResult(loadgen, server, (phase) => {
     // Read the server's CPU at once; the engine mark (rollcall) comes over IPC.
-    marks[phase] = { cpuSec: cpuSeconds(pid), engine: kind === 'rollcall' ? askMark(server) : null };
+    marks[phase] = { cpuSec: cpuSeconds(pid), engine: kind.startsWith('rollcall') ? askMark(server) : null };
   }, `${kind} N=${n}`, 120_000 + warmupMs + measureMs);
   const hwm = vmHwmKiB(pid);
   const serverCpuSec = marks.end.cpuSec - marks.start.cpuSec;
   let engine = null;
-  if (kind === 'rollcall') {
+  if (kind.startsWith('rollcall')) {
     const [a, b] = await Promise.all([marks.start.engine, marks.end.engine]);
     const engineSec = (b.engineNs - a.engineNs) / 1e9;
     const processCpuSec = (b.cpuUs - a.cpuUs) / 1e6;
@@ -102,7 +120,51 @@ async function runOne(kind, n) {
   await stop(loadgen);
   await stop(server);
   const { type, kind: _k, n: _n, rate: _r, ...rest } = result;
-  return { server: kind, n, rate, ...rest, serverCpuSec, serverCpuShare: serverCpuSec / (measureMs / 1000), serverPeakRssMiB: hwm / 1024, engine };
+  const measureSec = measureMs / 1000;
+  const delivered = rest.deliveredPerSec * measureSec;
+  const loadgenCpuShare = rest.loadgenCpuSec / measureSec;
+  return {
+    server: kind,
+    n,
+    rate,
+    ...rest,
+    serverCpuSec,
+    serverCpuShare: serverCpuSec / measureSec,
+    serverCpuUsPerDelivery: delivered > 0 ? (serverCpuSec * 1e6) / delivered : null,
+    serverPeakRssMiB: hwm / 1024,
+    engine,
+    loadgenCpuShare,
+    loadgenBound: loadgenCpuShare > 0.9 || rest.loadgenMaxSendLagMs > 100,
+    sustained: rest.latencyMs.p99 != null && rest.latencyMs.p99 <= P99_LIMIT_MS && rest.deliveredPerSec >= 0.95 * rest.expectedDeliveriesPerSec,
+  };
+}
+
+/** Per server and N, rates in ascending order until one is not sustained. */
+async function runLadder() {
+  const steps = [];
+  const best = [];
+  for (const n of sizes) {
+    for (const kind of servers) {
+      let top = null;
+      for (const rate of ladder) {
+        process.stdout.write(`  ladder ${kind} N=${n} rate=${rate}/s ... `);
+        const r = await runOne(kind, n, rate);
+        steps.push(r);
+        console.log(
+          `${fmt(r.deliveredPerSec, 0)}/${fmt(r.expectedDeliveriesPerSec, 0)} deliveries/s, p99 ${fmt(r.latencyMs.p99, 1)} ms, ` +
+            `server cpu ${fmt(r.serverCpuShare * 100)}%, loadgen cpu ${fmt(r.loadgenCpuShare * 100)}%` +
+            (r.sustained ? ' sustained' : ' NOT sustained') + (r.loadgenBound ? ' (loadgen-bound)' : ''),
+        );
+        if (!r.sustained) break;
+        top = r;
+      }
+      best.push({ server: kind, n, rate: top?.rate ?? null, deliveredPerSec: top?.deliveredPerSec ?? null, p99: top?.latencyMs.p99 ?? null, loadgenBound: top?.loadgenBound ?? null });
+    }
+  }
+  console.log('\n| server | N | highest sustained rate /client/s | deliveries/s there | p99 ms | loadgen-bound |');
+  console.log('| --- | --: | --: | --: | --: | --- |');
+  for (const b of best) console.log(`| ${b.server} | ${b.n} | ${b.rate ?? '-'} | ${fmt(b.deliveredPerSec, 0)} | ${fmt(b.p99, 1)} | ${b.loadgenBound ? 'yes' : 'no'} |`);
+  return { steps, best };
 }
 
 // --- main ----------------------------------------------------------------------
@@ -132,6 +194,14 @@ async function main() {
   if (loadStart[0] > os.cpus().length) {
     console.log(`  note: the 1-minute load average is above the core count (${os.cpus().length}); other work competes for the CPU, so rerun on a quieter machine before comparing figures`);
   }
+  if (ladder) {
+    const result = await runLadder();
+    const loadEnd = loadavg();
+    console.log(`\nload average: ${loadStart.join(' ')} at start, ${loadEnd.join(' ')} at end`);
+    const command = `node bench/run.js ${process.argv.slice(2).join(' ')}`.trim();
+    writeResults({ startedAt, command, loadavg: { start: loadStart, end: loadEnd }, versions: versions(), warmupMs, measureMs, ladder: result }, 'ladder', args.out);
+    return;
+  }
   const runs = [];
   for (const n of sizes) {
     for (const kind of servers) {
@@ -149,13 +219,14 @@ async function main() {
 
   const ratios = [];
   const q = (a, b) => (a != null && b ? a / b : null);
-  for (const n of sizes) {
-    const rc = runs.find((r) => r.server === 'rollcall' && r.n === n);
-    for (const other of runs.filter((r) => r.server !== 'rollcall' && r.n === n)) {
-      if (!rc) continue;
+  for (const rc of runs.filter((r) => r.server.startsWith('rollcall'))) {
+    const n = rc.n;
+    for (const other of runs.filter((r) => !r.server.startsWith('rollcall') && r.n === n)) {
       ratios.push({
         n,
+        server: rc.server,
         vs: other.server,
+        cpuPerDelivery: q(rc.serverCpuUsPerDelivery, other.serverCpuUsPerDelivery),
         deliveredPerSec: q(rc.deliveredPerSec, other.deliveredPerSec),
         p50: q(rc.latencyMs.p50, other.latencyMs.p50),
         p99: q(rc.latencyMs.p99, other.latencyMs.p99),
@@ -165,18 +236,18 @@ async function main() {
     }
   }
 
-  console.log('\n| server | N | rate /client/s | delivered/s (expected) | p50 ms | p99 ms | server CPU s | CPU % | peak RSS MiB | engine % of CPU | loadgen CPU s |');
-  console.log('| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |');
+  console.log('\n| server | N | rate /client/s | delivered/s (expected) | p50 ms | p99 ms | server CPU s | CPU % | CPU µs / delivery | peak RSS MiB | engine % of CPU | loadgen CPU % |');
+  console.log('| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |');
   for (const r of runs) {
     console.log(
-      `| ${r.server} | ${r.n} | ${r.rate} | ${fmt(r.deliveredPerSec, 0)} (${fmt(r.expectedDeliveriesPerSec, 0)}) | ${fmt(r.latencyMs.p50, 2)} | ${fmt(r.latencyMs.p99, 2)} | ${fmt(r.serverCpuSec, 2)} | ${fmt(r.serverCpuShare * 100)} | ${fmt(r.serverPeakRssMiB)} | ${r.engine ? fmt(r.engine.share * 100) : '-'} | ${fmt(r.loadgenCpuSec, 2)} |`,
+      `| ${r.server} | ${r.n} | ${r.rate} | ${fmt(r.deliveredPerSec, 0)} (${fmt(r.expectedDeliveriesPerSec, 0)}) | ${fmt(r.latencyMs.p50, 2)} | ${fmt(r.latencyMs.p99, 2)} | ${fmt(r.serverCpuSec, 2)} | ${fmt(r.serverCpuShare * 100)} | ${fmt(r.serverCpuUsPerDelivery, 2)} | ${fmt(r.serverPeakRssMiB)} | ${r.engine ? fmt(r.engine.share * 100) : '-'} | ${fmt(r.loadgenCpuShare * 100)}${r.loadgenBound ? ' (bound)' : ''} |`,
     );
   }
   console.log('\nrollcall / other (same run):');
-  console.log('| N | vs | delivered/s | p50 | p99 | server CPU | peak RSS |');
-  console.log('| --: | --- | --: | --: | --: | --: | --: |');
+  console.log('| N | server | vs | CPU per delivery | delivered/s | p50 | p99 | server CPU | peak RSS |');
+  console.log('| --: | --- | --- | --: | --: | --: | --: | --: | --: |');
   for (const q of ratios) {
-    console.log(`| ${q.n} | ${q.vs} | ${fmt(q.deliveredPerSec, 2)} | ${fmt(q.p50, 2)} | ${fmt(q.p99, 2)} | ${fmt(q.serverCpuSec, 2)} | ${fmt(q.serverPeakRssMiB, 2)} |`);
+    console.log(`| ${q.n} | ${q.server} | ${q.vs} | ${fmt(q.cpuPerDelivery, 2)} | ${fmt(q.deliveredPerSec, 2)} | ${fmt(q.p50, 2)} | ${fmt(q.p99, 2)} | ${fmt(q.serverCpuSec, 2)} | ${fmt(q.serverPeakRssMiB, 2)} |`);
   }
   console.log(`\nload average: ${loadStart.join(' ')} at start, ${loadEnd.join(' ')} at end`);
 

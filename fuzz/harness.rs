@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rollcall::time::MAX_TIME;
 use rollcall::{
     Algorithm, AuthError, CloseCode, Config, ConnectionId, ConnectionStatus, Credentials, Engine, HostEvent, Identity,
-    JwtKey, Output, RateLimit, RoomAction,
+    JwtKey, Output, RateLimit, RoomAction, RoomFlush,
 };
 
 /// The first clock reading: 2024-07-13T10:13:28.496Z.
@@ -596,6 +596,9 @@ fn config() -> Config {
     l.max_claim_patterns = MAX_CLAIM_PATTERNS;
     // Binds now and then: opens closed with 4013, frames refused with ENGINE_FULL.
     l.max_stored_bytes = MAX_STORED_BYTES;
+    // "room-1" and "room-2" coalesce their presence (open windows go
+    // through the snapshot swaps); the other rooms send at once.
+    config.presence.rooms = vec![RoomFlush { pattern: "room-*".into(), flush_interval_ms: 50 }];
     config
 }
 

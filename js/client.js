@@ -580,6 +580,11 @@ export class Client extends Emitter {
       if (!this._authing && !this.token && !this.options.getToken) this._welcomed(f);
     } else if (f.type === 'presence' || f.type === 'message') {
       this._rooms.get(f.room)?._receive(f);
+    } else if (f.type === 'batch') {
+      // A coalescing room's window (presence.flushIntervalMs): its presence
+      // events, in seq order, each handled as if it came alone.
+      const room = this._rooms.get(f.room);
+      if (room) for (const e of f.events ?? []) room._receive(e);
     } else if (f.type === 'resync') {
       // A resume that could not replay: a fresh snapshot to reconcile with.
       const room = this._rooms.get(f.room);

@@ -199,6 +199,14 @@ export class Engine {
     return withData(this.#call((w) => w.tick(now)));
   }
 
+  /**
+   * Sends every open presence window now (`presence.flushIntervalMs`), e.g.
+   * before a shutdown. Not needed before `snapshot()`: open windows are kept in it.
+   */
+  flush() {
+    return withData(this.#call((w) => w.flush()));
+  }
+
   /** Publishes `event` with `data` (any JSON value) into `room` as the server. `batch.recipients` says to how many. */
   publish(room, event, data, now = Date.now()) {
     return withData(this.#call((w) => w.publish(room, event, data === undefined ? undefined : JSON.stringify(data), now)));

@@ -137,6 +137,23 @@ export interface EngineOptions {
   epoch?: number;
   /** Presence events kept per room for a resume to replay. Default 64. */
   replayEvents?: number;
+  /** Coalesced presence delivery. Default: off (every event sent at once). */
+  presence?: PresenceOptions;
+}
+
+/**
+ * Coalesced presence delivery: a room with a non-zero flush interval holds
+ * its presence events for up to that long, collapses a member's updates to
+ * the latest data, and sends each subscriber one frame per flush (a
+ * `batch` frame when it holds more than one event). Joins and leaves are
+ * never dropped or reordered. A member's updates there do not spend the
+ * frame rate budget (`limits.rate`).
+ */
+export interface PresenceOptions {
+  /** Flush interval of rooms no entry of `rooms` names, ms (at most 2^52). 0: no coalescing. Default 0. */
+  flushIntervalMs?: number;
+  /** Per-room intervals: the first entry whose room pattern matches gives a new room's interval. Default []. */
+  rooms?: { pattern: string; flushIntervalMs: number }[];
 }
 
 /** An identity the host verified itself (API key, session). */
@@ -326,6 +343,8 @@ export declare class Engine {
   /** A sign of life other than a frame (a protocol pong). */
   alive(id: number, now?: number): void;
   tick(now?: number): Batch;
+  /** Sends every open presence window now (`presence.flushIntervalMs`); snapshots keep open windows anyway. */
+  flush(): Batch;
   publish(room: string, event: string, data?: unknown, now?: number): Batch & { recipients: number };
   members(room: string): MemberInfo[];
   clients(room: string): ClientInfo[];

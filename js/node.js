@@ -13,7 +13,7 @@
 // call or an event listener throws closes at most the one connection it
 // concerns (see docs/PROTOCOL.md, "Node host") and is reported, never thrown.
 import { EventEmitter } from 'node:events';
-import { WebSocketServer, WebSocket } from 'ws';
+import { WebSocketServer, WebSocket, Sender } from 'ws';
 import { CloseCodes, hostError } from './engine.js';
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -34,6 +34,28 @@ export const NODE_DEFAULTS = Object.freeze({
   pingIntervalMs: 10_000,
   connectionRate: Object.freeze({ burst: 10, perSecond: 2, refusalDelayMs: 1000, maxDelayedRefusals: 256 }),
 });
+
+/** A payload as one unmasked, final text frame (header and data in one Buffer), built once for all its recipients. */
+function textFrame(payload) {
+  const data = Buffer.from(payload);
+  return Buffer.concat(Sender.frame(data, { fin: true, rsv1: false, opcode: 1, mask: false, readOnly: false }));
+}
+
+/** Whether this `ws` can build frames (Bun's built-in `ws` cannot). */
+const CAN_FRAME = typeof Sender?.frame === 'function';
+
+/**
+ * The TCP socket under a `ws` socket when a built frame may be written to
+ * it directly: ws has nothing queued ahead of it (no compression or Blob in
+ * progress; ws's own Sender writes frames the same way). Otherwise null:
+ * send through ws, in order.
+ */
+function directSocket(socket) {
+  const sender = socket._sender;
+  const raw = socket._socket;
+  if (!CAN_FRAME || !raw || !sender || sender._state !== 0 || sender._queue?.length !== 0) return null;
+  return raw;
+}
 
 /** 127.0.0.0/8 and ::1 (also IPv4-mapped): a peer on this host, a test or a local proxy. */
 const isLoopback = (address) => /^(::ffff:)?127\./.test(address) || address === '::1';
@@ -385,7 +407,11 @@ export class RollcallServer extends EventEmitter {
     if (!batch) return;
     const { maxBufferedBytes } = this.#options;
     const slow = [];
+    // Each payload is framed once for all its recipients, and each socket's
+    // frames of this batch go out in one write (corked until the end).
+    const corked = new Set();
     for (const { to, payload } of batch.sends) {
+      let frame = null;
       for (const id of to) {
         const socket = this.#sockets.get(id);
         if (!socket || socket.readyState !== WebSocket.OPEN) continue;
@@ -395,9 +421,20 @@ export class RollcallServer extends EventEmitter {
           this.#shut(id, socket, CloseCodes.SLOW_CONSUMER, 'SLOW_CONSUMER');
           continue;
         }
-        socket.send(payload);
+        const raw = directSocket(socket);
+        if (!raw) {
+          socket.send(payload);
+          continue;
+        }
+        frame ??= textFrame(payload);
+        if (!corked.has(raw)) {
+          raw.cork();
+          corked.add(raw);
+        }
+        raw.write(frame);
       }
     }
+    for (const raw of corked) raw.uncork();
     for (const { connection, code, reason } of batch.closes) {
       const socket = this.#sockets.get(connection);
       if (socket) this.#shut(connection, socket, code, reason);

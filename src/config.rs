@@ -50,6 +50,36 @@ pub struct Config {
     /// Presence events kept per room for a resumed connection to catch up
     /// (beyond them it gets a `resync` snapshot). Default 64.
     pub replay_events: usize,
+    /// Coalesced delivery of presence events (see `engine/coalesce.rs`).
+    /// Default: off (every event is sent at once, one frame each).
+    pub presence: PresenceConfig,
+}
+
+/// Coalesced presence delivery: a room with a non-zero flush interval
+/// holds its presence events for up to that long, collapses a member's
+/// successive updates to its latest data, and sends each subscriber one
+/// frame per flush. 0 (the default) sends every event at once, as one
+/// `presence` frame.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct PresenceConfig {
+    /// The flush interval of rooms no entry of `rooms` names, in ms. At most
+    /// 2^52. Default 0 (no coalescing).
+    pub flush_interval_ms: u64,
+    /// Per-room intervals: the first entry whose room pattern matches a
+    /// room's name gives its interval (fixed when the room is created).
+    /// Default none.
+    pub rooms: Vec<RoomFlush>,
+}
+
+/// A flush interval for the rooms a pattern matches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoomFlush {
+    /// A room pattern (`*`, `**`, `?`; see docs/PROTOCOL.md).
+    pub pattern: String,
+    /// Its flush interval, in ms (0: no coalescing there).
+    pub flush_interval_ms: u64,
 }
 
 impl Default for Config {
@@ -68,6 +98,7 @@ impl Default for Config {
             resume_secret: None,
             epoch: 0,
             replay_events: 64,
+            presence: PresenceConfig::default(),
         }
     }
 }

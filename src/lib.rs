@@ -33,6 +33,11 @@
 //! After every `handle_*` call, drain [`Engine::poll_output`] and re-arm one
 //! timer at [`Engine::poll_timeout`].
 //!
+//! Coalesced presence (`Config.presence`, off by default): rooms with a
+//! flush interval hold their presence events and send each subscriber one
+//! frame per interval; the flushes are deadlines like any other, so the
+//! same timer drives them ([`Engine::flush`] sends every open window now).
+//!
 //! Liveness: tell the engine of protocol pongs with [`Engine::handle_alive`]
 //! (any frame counts too); a connection silent for `idle_timeout_ms` is
 //! closed with 4010 and kept in its leave grace. A socket that drops without
@@ -62,7 +67,7 @@ pub mod rate;
 pub mod time;
 
 pub use auth::{AuthError, Identity, RoomAction};
-pub use config::{Algorithm, AuthConfig, Config, JwtKey, Limits};
+pub use config::{Algorithm, AuthConfig, Config, JwtKey, Limits, PresenceConfig, RoomFlush};
 pub use engine::snapshot::{SnapshotError, SNAPSHOT_VERSION};
 pub use engine::{
     ClientInfo, Close, ConnectionId, ConnectionStatus, Credentials, Engine, HostEvent, MemberInfo, ObjectInfo, Output,

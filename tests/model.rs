@@ -23,6 +23,12 @@
 //! - no frame goes to a connection after its close, and nothing panics,
 //!   including on garbage frames.
 //!
+//! A second property runs the same operations beside a coalescing shadow
+//! engine (`presence.flushIntervalMs` in r1 and r2; see [`Shadow`]): it
+//! must agree with the engine on every frame but presence events, on the
+//! host queries, and its subscribers' pictures, built from its frames with
+//! batches unpacked, must equal its presence sets after each flush.
+//!
 //! Cases default to 256; override with `PROPTEST_CASES`.
 
 // proptest does not build for wasm32; the other suites run there.
@@ -1179,6 +1185,24 @@ struct Harness {
     next_ref: u64,
     /// The resume token of each connection id's last welcome.
     tokens: BTreeMap<u64, String>,
+    /// An engine with coalesced presence delivery fed the same inputs.
+    shadow: Option<Shadow>,
+}
+
+/// The coalescing twin of the harness's engine (`presence.flushIntervalMs`
+/// in r1 and r2, not in r3). Everything but its presence frames must be
+/// the same as the engine's (acks without their `seq`); its subscribers'
+/// pictures, built from its frames with batches unpacked, must equal its
+/// presence sets whenever no window is open (after `flush`, every third
+/// step); its `seq`s rise per subscriber and room; and a flush sends each
+/// subscriber at most one frame per coalescing room.
+struct Shadow {
+    engine: Engine,
+    live: BTreeSet<u64>,
+    recon: BTreeMap<(u64, String), Recon>,
+    /// The last seq each (connection, room) saw, from snapshots and events.
+    seqs: BTreeMap<(u64, String), u64>,
+    steps: usize,
 }
 
 type Frames = BTreeMap<u64, Vec<Value>>;
@@ -1323,23 +1347,36 @@ fn step_resolved(h: &mut Harness, m: &mut Model, op: &Op) -> Result<(), TestCase
             if accepted {
                 h.live.insert(*c);
             }
+            if let Some(s) = &mut h.shadow {
+                let result = s.engine.handle_open(ConnectionId(*c), identity(kind, h.now), h.now);
+                prop_assert_eq!(result.is_ok(), accepted, "the shadow's handle_open result: {:?}", result);
+                if accepted {
+                    s.live.insert(*c);
+                }
+            }
         }
         Op::Close(c) => {
             // A lost connection's socket is already gone: its grace runs on.
             if !m.lost(*c) {
                 m.remove_connection(*c);
                 h.live.remove(c);
+                if let Some(s) = &mut h.shadow {
+                    s.live.remove(c);
+                }
             }
             h.engine.handle_close(ConnectionId(*c), h.now);
+            h.shadow_do(|e, now| e.handle_close(ConnectionId(*c), now));
         }
         Op::Lost(c) => {
             m.lose(*c);
             h.engine.handle_lost(ConnectionId(*c), h.now);
+            h.shadow_do(|e, now| e.handle_lost(ConnectionId(*c), now));
         }
         Op::Tick(dt) => {
             m.tick(*dt);
             h.now += dt;
             h.engine.handle_timeout(h.now);
+            h.shadow_do(|e, now| e.handle_timeout(now));
         }
         Op::Frame(c, req) => {
             h.next_ref += 1;
@@ -1356,6 +1393,7 @@ fn step_resolved(h: &mut Harness, m: &mut Model, op: &Op) -> Result<(), TestCase
                 _ => frame_text(r, req, h.now),
             };
             h.engine.handle_frame(ConnectionId(*c), text.as_bytes(), h.now);
+            h.shadow_do(|e, now| e.handle_frame(ConnectionId(*c), text.as_bytes(), now));
         }
         Op::Garbage(c, bytes) => {
             let expected = match request::parse(bytes, &m.limits) {
@@ -1368,13 +1406,18 @@ fn step_resolved(h: &mut Harness, m: &mut Model, op: &Op) -> Result<(), TestCase
             };
             m.garbage(*c, expected);
             h.engine.handle_frame(ConnectionId(*c), bytes, h.now);
+            h.shadow_do(|e, now| e.handle_frame(ConnectionId(*c), bytes, now));
         }
         Op::HostPublish(r, e, d) => {
             let (room, event) = (ROOMS[*r], EVENTS[*e]);
             let data = d.map(data_text);
             let n = h.engine.publish(room, event, data.as_deref(), h.now);
-            let expected = m.host_publish(room, event, data);
+            let expected = m.host_publish(room, event, data.clone());
             prop_assert_eq!(n.ok(), Some(expected), "host publish recipients");
+            if let Some(s) = &mut h.shadow {
+                let n = s.engine.publish(room, event, data.as_deref(), h.now);
+                prop_assert_eq!(n.ok(), Some(expected), "the shadow's host publish recipients");
+            }
         }
     }
     h.drain(&mut got, &mut closes)?;
@@ -1478,6 +1521,181 @@ fn step_resolved(h: &mut Harness, m: &mut Model, op: &Op) -> Result<(), TestCase
             }
         }
     }
+    if h.shadow.is_some() {
+        check_shadow(h, m, op, &got, &closes, subscribed)?;
+    }
+    Ok(())
+}
+
+impl Harness {
+    fn shadow_do(&mut self, f: impl FnOnce(&mut Engine, u64)) {
+        if let Some(s) = &mut self.shadow {
+            f(&mut s.engine, self.now);
+        }
+    }
+}
+
+/// What must be equal between the engine and its coalescing shadow:
+/// frames other than presence events and resyncs, with `seq` left out.
+fn comparable(frames: &[Value]) -> Vec<Value> {
+    frames
+        .iter()
+        .filter(|f| !matches!(f["type"].as_str(), Some("presence" | "batch" | "resync")))
+        .map(|f| {
+            let mut f = f.clone();
+            f.as_object_mut().unwrap().remove("seq");
+            f
+        })
+        .collect()
+}
+
+fn check_shadow(
+    h: &mut Harness,
+    m: &Model,
+    op: &Op,
+    got: &Frames,
+    closes: &[(u64, u16)],
+    subscribed: Option<(u64, String, u8)>,
+) -> Result<(), TestCaseError> {
+    let s = h.shadow.as_mut().expect("a shadow");
+    s.steps += 1;
+    let flush = s.steps % 3 == 0;
+    let (mut frames, mut shadow_closes) = (Frames::new(), Vec::new());
+    let mut drain = |s: &mut Shadow, frames: &mut Frames| -> Result<(), TestCaseError> {
+        while let Some(out) = s.engine.poll_output() {
+            match out {
+                Output::Send(t) => {
+                    let v: Value = serde_json::from_str(&t.payload).unwrap();
+                    for c in t.to {
+                        prop_assert!(s.live.contains(&c.0), "shadow frame {} to closed connection {}", v, c.0);
+                        frames.entry(c.0).or_default().push(normalize(v.clone()));
+                    }
+                }
+                Output::Close(c) => {
+                    prop_assert!(s.live.remove(&c.connection.0), "shadow close of a dead connection");
+                    shadow_closes.push((c.connection.0, c.code.code()));
+                }
+                Output::Event(_) => {}
+            }
+        }
+        Ok(())
+    };
+    drain(s, &mut frames)?;
+    let before_flush: Frames = frames.clone();
+    if flush {
+        s.engine.flush();
+        let mut flushed = Frames::new();
+        drain(s, &mut flushed)?;
+        for (c, fs) in &flushed {
+            prop_assert!(fs.iter().all(|f| f["type"] == "presence" || f["type"] == "batch"), "a flush sends events");
+            frames.entry(*c).or_default().extend(fs.iter().cloned());
+        }
+        one_frame_per_room(&flushed)?;
+    }
+    if matches!(op, Op::Tick(_)) {
+        one_frame_per_room(&before_flush)?;
+    }
+    prop_assert_eq!(&shadow_closes, &closes.to_vec(), "the shadow's closes");
+    for c in 1..=CONNS {
+        let empty = Vec::new();
+        let (g, want) = (frames.get(&c).unwrap_or(&empty), got.get(&c).unwrap_or(&empty));
+        prop_assert_eq!(comparable(g), comparable(want), "the shadow's frames to {} besides presence", c);
+    }
+    // Same state.
+    prop_assert_eq!(s.engine.connection_count(), h.engine.connection_count());
+    prop_assert_eq!(s.engine.room_names(), h.engine.room_names());
+    for room in ROOMS {
+        prop_assert_eq!(s.engine.members(room), h.engine.members(room), "the shadow's members of {}", room);
+        prop_assert_eq!(s.engine.clients(room), h.engine.clients(room));
+        prop_assert_eq!(s.engine.room_counts(room), h.engine.room_counts(room));
+    }
+    if let (Some(mine), Some(theirs)) = (h.engine.poll_timeout(), s.engine.poll_timeout()) {
+        prop_assert!(theirs <= mine, "the shadow wakes for the engine's deadlines too");
+    } else if !flush {
+        prop_assert!(h.engine.poll_timeout().is_none() || s.engine.poll_timeout().is_some());
+    }
+    // Its subscribers' pictures, seqs rising.
+    for (c, fs) in &frames {
+        for f in fs {
+            let room = f["room"].as_str().map(str::to_string);
+            match f["type"].as_str() {
+                Some("ack") if f["op"] == "presence.subscribe" => {
+                    let (_, room, mask) = subscribed.clone().expect("a subscribe ack answers a subscribe");
+                    s.recon.remove(&(*c, room.clone()));
+                    s.seqs.insert((*c, room.clone()), f["seq"].as_u64().unwrap());
+                    if mask == ALL_KINDS {
+                        s.recon.insert((*c, room), recon_from_snapshot(f));
+                    }
+                }
+                Some("resync") => {
+                    let room = room.unwrap();
+                    s.recon.remove(&(*c, room.clone()));
+                    s.seqs.insert((*c, room.clone()), f["seq"].as_u64().unwrap());
+                    if m.rooms.get(&room).and_then(|rm| rm.psubs.get(c)).is_some_and(|p| p.mask == ALL_KINDS) {
+                        s.recon.insert((*c, room), recon_from_snapshot(f));
+                    }
+                }
+                Some("presence" | "batch") => {
+                    let room = room.unwrap();
+                    let events =
+                        if f["type"] == "batch" { f["events"].as_array().unwrap().clone() } else { vec![f.clone()] };
+                    prop_assert!(!events.is_empty(), "an empty batch");
+                    for e in &events {
+                        prop_assert_eq!(&e["room"], &json!(room), "a batch holds its room's events");
+                        let seq = e["seq"].as_u64().unwrap();
+                        let last = s.seqs.insert((*c, room.clone()), seq);
+                        prop_assert!(last.is_none_or(|l| seq > l), "seq {} after {:?} to {} in {}", seq, last, c, room);
+                        if let Some(rec) = s.recon.get_mut(&(*c, room.clone())) {
+                            apply_event(rec, e)?;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    s.recon.retain(|(c, room), rec| {
+        let sub = m.rooms.get(room).and_then(|rm| rm.psubs.get(c));
+        let view = match rec {
+            Recon::Connection(_) => ViewK::Connection,
+            Recon::Client(_) => ViewK::Client,
+        };
+        sub.is_some_and(|p| p.mask == ALL_KINDS && p.view == view)
+    });
+    s.seqs.retain(|(c, room), _| m.rooms.get(room).is_some_and(|rm| rm.psubs.contains_key(c)));
+    if flush {
+        for ((c, room), rec) in &s.recon {
+            match rec {
+                Recon::Connection(members) => {
+                    let engine: BTreeMap<String, (String, Value)> = s
+                        .engine
+                        .members(room)
+                        .into_iter()
+                        .map(|mi| {
+                            (mi.id, (mi.client_id, mi.data.map_or(Value::Null, |d| serde_json::from_str(&d).unwrap())))
+                        })
+                        .collect();
+                    prop_assert_eq!(members, &engine, "shadow connection {}'s picture of {}", c, room);
+                }
+                Recon::Client(clients) => {
+                    let engine: BTreeSet<String> = s.engine.clients(room).into_iter().map(|ci| ci.client_id).collect();
+                    prop_assert_eq!(clients, &engine, "shadow connection {}'s per-client picture of {}", c, room);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// At most one presence or batch frame per connection and coalescing room.
+fn one_frame_per_room(frames: &Frames) -> Result<(), TestCaseError> {
+    for (c, fs) in frames {
+        for room in ["r1", "r2"] {
+            let n =
+                fs.iter().filter(|f| (f["type"] == "presence" || f["type"] == "batch") && f["room"] == room).count();
+            prop_assert!(n <= 1, "{} frames to {} for {} in one flush", n, c, room);
+        }
+    }
     Ok(())
 }
 
@@ -1529,8 +1747,26 @@ fn apply_event(rec: &mut Recon, f: &Value) -> Result<(), TestCaseError> {
 }
 
 fn run(ops: &[Op]) -> Result<(), TestCaseError> {
-    let config = config();
+    run_with(config(), None, ops)
+}
+
+/// Runs `ops`; with `flush_ms`, beside a coalescing shadow (see [`Shadow`]).
+fn run_with(config: Config, flush_ms: Option<u64>, ops: &[Op]) -> Result<(), TestCaseError> {
     let mut model = Model::new(config.limits.clone());
+    let shadow = flush_ms.map(|ms| {
+        let mut shadow = config.clone();
+        shadow.presence = serde_json::from_value(json!({
+            "flushIntervalMs": ms, "rooms": [{"pattern": "r3", "flushIntervalMs": 0}],
+        }))
+        .expect("presence options");
+        Shadow {
+            engine: Engine::new(shadow).expect("valid config"),
+            live: BTreeSet::new(),
+            recon: BTreeMap::new(),
+            seqs: BTreeMap::new(),
+            steps: 0,
+        }
+    });
     let mut h = Harness {
         engine: Engine::new(config).expect("valid config"),
         now: T0,
@@ -1538,6 +1774,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
         recon: BTreeMap::new(),
         next_ref: 0,
         tokens: BTreeMap::new(),
+        shadow,
     };
     for (i, op) in ops.iter().enumerate() {
         step(&mut h, &mut model, op).map_err(|e| TestCaseError::fail(format!("step {i} ({op:?}): {e}")))?;
@@ -1560,6 +1797,16 @@ proptest! {
     #[test]
     fn engine_agrees_with_the_model(ops in ops()) {
         run(&ops)?;
+    }
+
+    /// The same operations with coalesced delivery in r1 and r2. The rate
+    /// limit is lifted for both engines: a coalescing room takes updates
+    /// over it (that difference has its own test in tests/coalesce.rs).
+    #[test]
+    fn coalescing_engine_agrees_with_the_engine(ops in ops(), flush_ms in prop_oneof![Just(1u64), 1..3000u64, Just(20_000u64)]) {
+        let mut config = config();
+        config.limits.rate = RateLimit { burst: 10_000, per_second: 10_000 };
+        run_with(config, Some(flush_ms), &ops)?;
     }
 }
 

@@ -105,9 +105,9 @@ export const loadavg = () => os.loadavg().map((x) => Math.round(x * 100) / 100);
  * than js/node.js (`adapter`: a path, e.g. an older js/node.js for "before"
  * figures). Resolves with the child and its ws:// URL once it listens.
  */
-export async function startRollcall(attach = {}, adapter = null) {
+export async function startRollcall(attach = {}, adapter = null, engine = {}) {
   const port = await freePort();
-  const env = { HOST: '127.0.0.1', PORT: String(port), ROLLCALL_ATTACH: JSON.stringify(attach) };
+  const env = { HOST: '127.0.0.1', PORT: String(port), ROLLCALL_ATTACH: JSON.stringify(attach), ROLLCALL_ENGINE: JSON.stringify(engine) };
   if (adapter) env.ROLLCALL_ADAPTER = path.resolve(adapter);
   const child = start(path.join(here, '..', 'rollcall-server.js'), [], env);
   await waitFor((ok, fail) => {

@@ -2,6 +2,7 @@
 //! with [`Output`]s. See the crate docs for the run loop.
 
 mod budget;
+mod coalesce;
 mod connection;
 mod grace;
 mod liveness;
@@ -142,6 +143,12 @@ pub struct Engine {
     /// Distinct glob patterns among live connections' claims -> how many
     /// connections hold each (each is charged once, see `budget`).
     claim_globs: HashMap<Box<str>, usize>,
+    /// Open presence windows by flush time (see coalesce.rs).
+    flushes: BTreeSet<(Millis, String)>,
+    /// `presence.rooms`, compiled: the first match gives a room's interval.
+    room_flushes: Vec<(Arc<crate::pattern::Pattern>, u64)>,
+    /// Whether any room may coalesce (some interval is not 0).
+    coalescing: bool,
 }
 
 impl Engine {
@@ -183,7 +190,7 @@ impl Engine {
             permissions::compile_permissions(&Default::default(), &mut permission_cache, &mut patterns)
                 .map_err(ConfigError::Permissions)?;
         let epoch = config.epoch;
-        Ok(Engine {
+        let mut engine = Engine {
             config,
             verifier,
             patterns,
@@ -206,7 +213,12 @@ impl Engine {
             outputs: VecDeque::new(),
             stored_bytes: 0,
             claim_globs: HashMap::new(),
-        })
+            flushes: BTreeSet::new(),
+            room_flushes: Vec::new(),
+            coalescing: false,
+        };
+        engine.compile_room_flushes()?;
+        Ok(engine)
     }
 
     pub fn config(&self) -> &Config {
@@ -263,11 +275,17 @@ impl Engine {
             return; // lost: its socket is gone as far as the engine knows
         }
         c.last_seen = c.last_seen.max(now);
-        if !c.rate.try_take(limits.rate, now) {
+        // Where rooms coalesce, a member's presence updates there do not
+        // spend the rate budget (coalesce.rs): the frame is read first.
+        let parsed = self.coalescing.then(|| request::parse(bytes, limits));
+        let free = matches!(&parsed, Some(Ok(f)) if self.coalescible(conn, &f.request));
+        let limits = &self.config.limits;
+        let Some(c) = self.connections.get_mut(&conn) else { return };
+        if !free && !c.rate.try_take(limits.rate, now) {
             let message = format!("more than {} frames per second", limits.rate.per_second);
             return self.reject(conn, None, ErrorCode::RateLimited, &message, now);
         }
-        let frame = match request::parse(bytes, limits) {
+        let frame = match parsed.unwrap_or_else(|| request::parse(bytes, limits)) {
             Ok(frame) => frame,
             Err(r) => return self.reject(conn, r.reference, r.code, &r.message, now),
         };
@@ -344,7 +362,8 @@ impl Engine {
     }
 
     /// Time passed: closes connections whose token expired, that never
-    /// authenticated or that went silent, and ends graces. Call it at (or
+    /// authenticated or that went silent, ends graces, and flushes the
+    /// presence windows due (`presence.flushIntervalMs`). Call it at (or
     /// after) [`Engine::poll_timeout`].
     pub fn handle_timeout(&mut self, now: Millis) {
         loop {
@@ -363,6 +382,8 @@ impl Engine {
                 Some(((at, conn), _)) => self.idle_check(at, conn, now),
             }
         }
+        // Last, so that a window flushes with every change due by `now`.
+        self.flush_due(now);
     }
 
     fn deadline_passed(&mut self, at: Millis, conn: ConnectionId, now: Millis) {
@@ -394,7 +415,8 @@ impl Engine {
     /// When the engine next needs [`Engine::handle_timeout`], if ever.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Millis> {
-        [&self.deadlines, &self.idle, &self.grace].into_iter().filter_map(|set| set.first().map(|(at, _)| *at)).min()
+        let connections = [&self.deadlines, &self.idle, &self.grace].into_iter().filter_map(|s| s.first().map(|e| e.0));
+        connections.chain(self.next_flush()).min()
     }
 
     // ---- host queries and actions -------------------------------------

@@ -99,6 +99,7 @@ impl Engine {
         view: View,
     ) -> OpResult {
         self.joined(conn, room)?;
+        self.flush_room(room); // the snapshot holds nothing still to be sent
         let rm = self.rooms.get(room).ok_or_else(not_joined)?;
         let payload = reply::ack(r, "presence.get", snapshot(rm, view, self.epoch));
         self.send(vec![conn], payload);
@@ -119,7 +120,9 @@ impl Engine {
             self.budget_allows_room(&room)?;
             let c = self.conn(conn)?;
             c.rooms.insert(room.clone(), JoinedRoom { actions, subscriptions: 0 });
-            self.rooms.entry(room.clone()).or_default().joined.insert(conn);
+            let flush_ms = self.flush_interval_for(&room);
+            let rm = self.rooms.entry(room.clone()).or_insert_with(|| Room { flush_ms, ..Room::default() });
+            rm.joined.insert(conn);
             self.event(HostEvent::RoomJoined { connection: conn, room });
         }
         self.ack(conn, r, "room.join", AckBody::default());
@@ -135,7 +138,8 @@ impl Engine {
         if let Some(r) = self.rooms.get_mut(room) {
             r.joined.remove(&conn);
             if r.is_empty() {
-                self.rooms.remove(room);
+                let due = self.rooms.remove(room).and_then(|r| r.window.due);
+                self.forget_window(room, due);
             }
         }
         if let Some(c) = self.connections.get_mut(&conn) {
@@ -189,6 +193,13 @@ impl Engine {
             Upsert::Joined { first_of_client } => (PresenceKind::Join, first_of_client),
             Upsert::Updated => (PresenceKind::Update, true),
         };
+        if self.coalesces(room) {
+            if let Some(member) = self.rooms.get(room).and_then(|rm| rm.members.get(&conn)) {
+                let member = member.clone();
+                self.queue_presence(room, conn, member, kind, client_edge, now);
+            }
+            return Ok(());
+        }
         let (epoch, cap) = (self.epoch, self.config.replay_events);
         if let Some(rm) = self.rooms.get_mut(room) {
             let seq = rm.log.next();
@@ -204,6 +215,12 @@ impl Engine {
     pub(super) fn remove_presence(&mut self, conn: ConnectionId, room: &str, now: Millis) {
         let Some(rm) = self.rooms.get_mut(room) else { return };
         let Some((member, last_of_client)) = rm.remove(conn) else { return };
+        if rm.flush_ms > 0 {
+            let bytes = budget::entry_bytes(member.data.as_ref().map_or(0, |d| d.get().len()));
+            self.queue_presence(room, conn, member, PresenceKind::Leave, last_of_client, now);
+            self.charge(0, bytes);
+            return;
+        }
         let (epoch, seq, cap) = (self.epoch, rm.log.next(), self.config.replay_events);
         let leave = PresenceKind::Leave;
         let kept = emit_presence(&mut self.outputs, room, rm, conn, &member, leave, last_of_client, now, (epoch, seq));
@@ -221,6 +238,7 @@ impl Engine {
     ) -> OpResult {
         let already = self.rooms.get(room).is_some_and(|rm| rm.presence_subs.contains_key(&conn));
         self.count_subscription(conn, room, already)?;
+        self.flush_room(room); // the snapshot holds nothing still to be sent
         let rm = self.rooms.get_mut(room).ok_or_else(not_joined)?;
         rm.presence_subs.insert(conn, PresenceSub { events, view });
         // The snapshot goes out before any later change: no gap, no duplicate.
@@ -404,12 +422,17 @@ fn emit_presence(
         kept[i] = Some(Replayed { seq, kind, view, payload: Arc::clone(&payload) });
         outputs.push_back(Output::Send(Transmit { to, payload }));
     }
-    let (room, client_id) = (room_name.to_string(), member.client_id.to_string());
+    outputs.push_back(Output::Event(host_event(room_name, conn, member, kind)));
+    kept
+}
+
+/// The host's event for one presence change.
+pub(super) fn host_event(room: &str, conn: ConnectionId, member: &Member, kind: PresenceKind) -> HostEvent {
+    let (room, client_id) = (room.to_string(), member.client_id.to_string());
     let data = member.data.as_ref().map(|d| d.get().to_string());
-    outputs.push_back(Output::Event(match kind {
+    match kind {
         PresenceKind::Join => HostEvent::PresenceJoined { room, connection: conn, client_id, data },
         PresenceKind::Update => HostEvent::PresenceUpdated { room, connection: conn, client_id, data },
         PresenceKind::Leave => HostEvent::PresenceLeft { room, connection: conn, client_id },
-    }));
-    kept
+    }
 }

@@ -128,6 +128,13 @@ impl Engine {
     /// the kept frames after its `since`, or a `resync` snapshot.
     fn catch_up(&mut self, conn: ConnectionId, epoch: Option<u64>, since: &BTreeMap<String, u64>) {
         let Some(c) = self.connections.get(&conn) else { return };
+        // What its rooms still hold for a flush goes to the others now; this
+        // connection takes it below, with what it missed (coalesce.rs).
+        let rooms: Vec<String> = c.rooms.keys().filter(|room| self.coalesces(room)).cloned().collect();
+        for room in rooms {
+            self.flush_room_except(&room, Some(conn));
+        }
+        let Some(c) = self.connections.get(&conn) else { return };
         let mut frames: Vec<Arc<str>> = Vec::new();
         for name in c.rooms.keys() {
             let Some(rm) = self.rooms.get(name) else { continue };

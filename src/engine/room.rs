@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 use crate::engine::output::ConnectionId;
 use crate::protocol::request::{EventMask, PresenceKind, View};
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Member {
     pub id: Arc<str>,
     pub client_id: Arc<str>,
@@ -46,6 +46,10 @@ pub(crate) struct Room {
     pub in_grace: BTreeSet<ConnectionId>,
     /// Presence sequence numbers and the replay buffer.
     pub log: super::sequence::RoomLog,
+    /// Its presence flush interval (0: events go at once), and the events
+    /// waiting for the flush (coalesce.rs).
+    pub flush_ms: u64,
+    pub window: super::coalesce::Window,
 }
 
 impl Room {

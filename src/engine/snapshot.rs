@@ -8,7 +8,9 @@
 //! the provider index) are not stored: they are rebuilt from the claims.
 //!
 //! Take a snapshot after draining [`Engine::poll_output`]: pending outputs
-//! are not part of it.
+//! are not part of it. Open presence windows (`presence.flushIntervalMs`)
+//! are: they follow the state, only when there are any, and flush at
+//! their time after a restore.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,6 +19,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::coalesce::Pending;
 use super::connection::{AuthState, Connection, JoinedRoom};
 use super::objects::RealmSub;
 use super::realm::{self, Object, Realm};
@@ -115,6 +118,17 @@ struct RoomState {
     seq: u64,
     floor: u64,
     replay: Vec<(u64, u8, bool, String)>,
+}
+
+/// A room's open presence window (coalesce.rs), written after the state
+/// only when some window is open, so that snapshots without one are byte
+/// for byte those of builds without coalescing. (kind bit, client edge,
+/// time, member id, clientId, data as JSON text) per pending change.
+#[derive(Serialize, Deserialize)]
+struct WindowState {
+    room: String,
+    due: u64,
+    events: Vec<(u8, bool, u64, String, String, Option<String>)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -222,6 +236,33 @@ impl Engine {
         out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
         // Encoding into a Vec cannot fail: every type here is plain data.
         out.extend(postcard::to_allocvec(&state).unwrap_or_default());
+        let mut windows: Vec<WindowState> = self
+            .rooms
+            .iter()
+            .filter_map(|(name, r)| {
+                let due = r.window.due?;
+                let events = r
+                    .window
+                    .pending()
+                    .map(|e| {
+                        let data = e.data.as_ref().map(|d| d.get().to_string());
+                        (
+                            EventMask::of(e.kind).bits(),
+                            e.client_edge,
+                            e.at,
+                            e.id.to_string(),
+                            e.client_id.to_string(),
+                            data,
+                        )
+                    })
+                    .collect();
+                Some(WindowState { room: name.clone(), due, events })
+            })
+            .collect();
+        if !windows.is_empty() {
+            windows.sort_by(|a, b| a.room.cmp(&b.room));
+            out.extend(postcard::to_allocvec(&windows).unwrap_or_default());
+        }
         out
     }
 
@@ -238,7 +279,9 @@ impl Engine {
         if found != SNAPSHOT_VERSION {
             return Err(Error::Snapshot(SnapshotError::Version { found, supported: SNAPSHOT_VERSION }));
         }
-        let state: State = postcard::from_bytes(&bytes[8..]).map_err(corrupt)?;
+        let (state, rest): (State, &[u8]) = postcard::take_from_bytes(&bytes[8..]).map_err(corrupt)?;
+        let windows: Vec<WindowState> =
+            if rest.is_empty() { Vec::new() } else { postcard::from_bytes(rest).map_err(corrupt)? };
         let mut e = Engine::new(config)?;
         if state.app_id != e.config.app_id {
             return Err(Error::Snapshot(SnapshotError::Mismatch(format!(
@@ -253,6 +296,9 @@ impl Engine {
         }
         for rs in state.rooms {
             e.restore_room(rs)?;
+        }
+        for ws in windows {
+            e.restore_window(ws)?;
         }
         // The converse of restore_room's check: a connection that lists a
         // room the room does not list would later index a missing room.
@@ -363,8 +409,25 @@ impl Engine {
         Ok(())
     }
 
+    /// An open window, kept as it was: it flushes when it was due.
+    fn restore_window(&mut self, ws: WindowState) -> Result<(), Error> {
+        let rm =
+            self.rooms.get_mut(&ws.room).ok_or_else(|| corrupt(format!("window of unknown room {:?}", ws.room)))?;
+        if ws.due > MAX_TIME || rm.window.due.is_some() {
+            return Err(corrupt(format!("window of room {:?} is out of range or listed twice", ws.room)));
+        }
+        for (bits, client_edge, at, id, client_id, data) in ws.events {
+            let kind = EventMask::from_bits(bits).kind().ok_or_else(|| corrupt("pending change of no kind"))?;
+            let data = raw(data)?;
+            rm.window.push(Pending { kind, client_edge, at, id: id.into(), client_id: client_id.into(), data });
+        }
+        rm.window.due = Some(ws.due);
+        self.flushes.insert((ws.due, ws.room));
+        Ok(())
+    }
+
     fn restore_room(&mut self, rs: RoomState) -> Result<(), Error> {
-        let mut room = Room::default();
+        let mut room = Room { flush_ms: self.flush_interval_for(&rs.name), ..Room::default() };
         for id in rs.joined {
             let conn = ConnectionId(id);
             if !self.connections.get(&conn).is_some_and(|c| c.rooms.contains_key(&rs.name)) {

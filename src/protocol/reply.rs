@@ -200,6 +200,26 @@ pub fn presence(e: &PresenceEvent<'_>) -> String {
     })
 }
 
+/// A room's coalesced presence events for one subscriber, in `seq` order:
+/// `{"type":"batch","room":…,"events":[<presence frame>,…]}`. The events
+/// are the `presence` frames' texts as built once for every recipient.
+pub fn batch(room: &str, events: &[&std::sync::Arc<str>]) -> String {
+    let room = serde_json::to_string(room).unwrap_or_default();
+    let size = events.iter().map(|e| e.len() + 1).sum::<usize>() + room.len() + 40;
+    let mut out = String::with_capacity(size);
+    out.push_str(r#"{"type":"batch","room":"#);
+    out.push_str(&room);
+    out.push_str(r#","events":["#);
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(e);
+    }
+    out.push_str("]}");
+    out
+}
+
 /// A published event; `from` is `None` when the host published it.
 pub fn message(
     room: &str,

@@ -17,5 +17,5 @@ test('the package types refuse wrong options and arguments', () => {
   const bad = spawnSync(process.execPath, [tsc, '--strict', '--noEmit', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--types', 'node', 'bad.ts'], { cwd: dir, encoding: 'utf8' });
   assert.notEqual(bad.status, 0);
   const errors = bad.stdout.split('\n').filter((l) => l.includes('error TS'));
-  assert.equal(errors.length, 3, bad.stdout);
+  assert.equal(errors.length, 4, bad.stdout);
 });

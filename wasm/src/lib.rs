@@ -216,6 +216,12 @@ impl WasmEngine {
         Ok(self.batch(None))
     }
 
+    /// Sends every open presence window now (`presence.flushIntervalMs`).
+    pub fn flush(&mut self) -> JsValue {
+        self.engine.flush();
+        self.batch(None)
+    }
+
     /// Bytes charged against `limits.maxStoredBytes` now.
     #[wasm_bindgen(js_name = storedBytes)]
     pub fn stored_bytes(&self) -> f64 {

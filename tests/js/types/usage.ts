@@ -8,6 +8,7 @@ const options: EngineOptions = {
   auth: { keys: [{ algorithm: 'HS256', secret: 's' }, { kid: 'k2', algorithm: 'ES256', pem: '...' }], leewayMs: 1000 },
   defaultRoomGrants: { 'public/*': ['subscribe'], 'team/**': ['subscribe', 'publish', 'presence'] },
   limits: { maxMembersPerRoom: 50, rate: { burst: 10, perSecond: 5 } },
+  presence: { flushIntervalMs: 0, rooms: [{ pattern: 'cursors/**', flushIntervalMs: 50 }] },
 };
 const engine = new Engine(options);
 const batch: Batch = engine.open(1, { identity: { clientId: 'alice', expiresAt: Date.now() + 60_000 } });
@@ -20,6 +21,7 @@ engine.message(1, new Uint8Array([123, 125]), Date.now());
 const n: number = engine.publish('room', 'event', { any: 'json' }).recipients;
 const code: string = ErrorCodes.ROOM_FULL;
 const wake: number | null = engine.tick().wakeAt;
+engine.flush().sends.length.toFixed();
 engine.members('room').map((m) => m.clientId + m.id + m.connection);
 engine.counts('room').members.toFixed();
 
