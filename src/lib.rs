@@ -63,6 +63,7 @@ pub mod time;
 
 pub use auth::{AuthError, Identity, RoomAction};
 pub use config::{Algorithm, AuthConfig, Config, JwtKey, Limits};
+pub use engine::persist::{Change, RecordKind, RECORD_VERSION};
 pub use engine::snapshot::{SnapshotError, SNAPSHOT_VERSION};
 pub use engine::{
     ClientInfo, Close, ConnectionId, ConnectionStatus, Credentials, Engine, HostEvent, MemberInfo, ObjectInfo, Output,

@@ -14,6 +14,7 @@ impl Engine {
     /// A sign of life other than a frame (a pong to the host's protocol
     /// ping). Unknown and lost connections are ignored.
     pub fn handle_alive(&mut self, conn: ConnectionId, now: Millis) {
+        self.dirty_conn(conn);
         if let Some(c) = self.connections.get_mut(&conn) {
             if c.grace_until.is_none() {
                 c.last_seen = c.last_seen.max(now);

@@ -7,6 +7,7 @@ mod grace;
 mod liveness;
 mod objects;
 pub mod output;
+pub mod persist;
 mod presence;
 mod realm;
 mod resume;
@@ -139,6 +140,9 @@ pub struct Engine {
     outputs: VecDeque<Output>,
     /// Bytes charged against `limits.max_stored_bytes` (see `budget`).
     stored_bytes: usize,
+    /// Records touched since the host last took them (see persist.rs);
+    /// `None` until the host turns tracking on.
+    changes: Option<persist::Dirty>,
 }
 
 impl Engine {
@@ -202,6 +206,7 @@ impl Engine {
             epoch,
             outputs: VecDeque::new(),
             stored_bytes: 0,
+            changes: None,
         })
     }
 
@@ -221,6 +226,7 @@ impl Engine {
         if self.connections.contains_key(&conn) {
             return Err(Error::DuplicateConnection(conn.0));
         }
+        self.dirty_conn(conn);
         let identity = match credentials {
             Credentials::Identity(identity) => Some(self.check_identity(identity)),
             Credentials::Invalid(why) => Some(Err(AuthError::BadIdentity(why))),
@@ -253,11 +259,13 @@ impl Engine {
     /// A frame arrived (text or binary; it must be UTF-8 JSON). Frames for
     /// unknown connections (e.g. one the engine just closed) are ignored.
     pub fn handle_frame(&mut self, conn: ConnectionId, bytes: &[u8], now: Millis) {
+        // Unknown, or lost: its socket is gone as far as the engine knows.
+        if !self.connections.get(&conn).is_some_and(|c| c.grace_until.is_none()) {
+            return;
+        }
+        self.dirty_conn(conn);
         let limits = &self.config.limits;
         let Some(c) = self.connections.get_mut(&conn) else { return };
-        if c.grace_until.is_some() {
-            return; // lost: its socket is gone as far as the engine knows
-        }
         c.last_seen = c.last_seen.max(now);
         if !c.rate.try_take(limits.rate, now) {
             let message = format!("more than {} frames per second", limits.rate.per_second);
@@ -333,6 +341,7 @@ impl Engine {
     /// harmless; so are connections already lost (in grace): their grace
     /// runs on. For a socket that dropped, use [`Engine::handle_lost`].
     pub fn handle_close(&mut self, conn: ConnectionId, now: Millis) {
+        self.dirty_conn(conn);
         if self.connections.get(&conn).is_some_and(|c| c.grace_until.is_some()) {
             return;
         }
@@ -352,6 +361,9 @@ impl Engine {
                 .into_iter()
                 .flatten()
                 .min_by_key(|((at, conn), which)| (*at, *which, *conn));
+            if let Some(((_, conn), _)) = next {
+                self.dirty_conn(conn);
+            }
             match next {
                 None => break,
                 Some(((at, conn), 0)) => self.end_grace(at, conn, now),
@@ -522,6 +534,8 @@ impl Engine {
         let body =
             AckBody { client_id: identity.client_id.as_deref(), expires_at: identity.expires_at, ..AckBody::default() };
         self.ack(conn, r, "auth", body);
+        let client_id = identity.client_id.clone();
+        self.event(HostEvent::TokenRefreshed { connection: conn, client_id, expires_at: identity.expires_at });
         self.apply_room_grants(conn, &grants, now);
         self.set_provides(conn, rights.provides, now);
         Ok(())

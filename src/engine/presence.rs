@@ -136,6 +136,7 @@ impl Engine {
             r.joined.remove(&conn);
             if r.is_empty() {
                 self.rooms.remove(room);
+                self.dirty_room(room);
             }
         }
         if let Some(c) = self.connections.get_mut(&conn) {
@@ -190,6 +191,7 @@ impl Engine {
             Upsert::Updated => (PresenceKind::Update, true),
         };
         let (epoch, cap) = (self.epoch, self.config.replay_events);
+        self.dirty_room(room);
         if let Some(rm) = self.rooms.get_mut(room) {
             let seq = rm.log.next();
             if let Some(member) = rm.members.get(&conn) {
@@ -204,6 +206,10 @@ impl Engine {
     pub(super) fn remove_presence(&mut self, conn: ConnectionId, room: &str, now: Millis) {
         let Some(rm) = self.rooms.get_mut(room) else { return };
         let Some((member, last_of_client)) = rm.remove(conn) else { return };
+        if let Some(d) = self.changes.as_mut() {
+            d.touch_room(room);
+        }
+        let Some(rm) = self.rooms.get_mut(room) else { return };
         let (epoch, seq, cap) = (self.epoch, rm.log.next(), self.config.replay_events);
         let leave = PresenceKind::Leave;
         let kept = emit_presence(&mut self.outputs, room, rm, conn, &member, leave, last_of_client, now, (epoch, seq));
