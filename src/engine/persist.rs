@@ -168,6 +168,11 @@ impl Engine {
         self.changes = Some(dirty);
     }
 
+    /// Whether [`Engine::track_changes`] is on.
+    pub fn is_tracking_changes(&self) -> bool {
+        self.changes.is_some()
+    }
+
     /// The records changed since the last call (none unless
     /// [`Engine::track_changes`] is on), in key order per kind: meta,
     /// connections, rooms, objects.

@@ -14,6 +14,8 @@
 //                                   object never heard of, for the
 //                                   reconciliation on the next load
 //   GET  /__state?room=R&realm=X    the engine's view as JSON (loads it)
+//   POST /__rpc?room=R&method=M     calls RPC method M on the object's stub
+//        body: JSON array of args   from the Worker (a real RPC call)
 //
 // Only these hooks live here; js/worker.js has none of them.
 import { RollcallDurableObject, routeUpgrade } from '../../../js/worker.js';
@@ -27,7 +29,14 @@ export class Presence extends RollcallDurableObject {
         leewayMs: 0,
       },
       defaultPermissions: {},
+      idleTimeoutMs: Number(env.IDLE_TIMEOUT_MS ?? 30_000),
+      leaveGraceMs: Number(env.LEAVE_GRACE_MS ?? 15_000),
+      replayEvents: Number(env.REPLAY_EVENTS ?? 64),
     };
+  }
+
+  hostOptions(env) {
+    return env.SWEEP_INTERVAL_MS == null ? {} : { sweepIntervalMs: Number(env.SWEEP_INTERVAL_MS) };
   }
 
   /** Test-only: close and error events are dropped while set. */
@@ -83,6 +92,7 @@ export class Presence extends RollcallDurableObject {
       attachments,
       readyStates,
       storageKeys: [...(await this.ctx.storage.list()).keys()],
+      stats: this.persistStats({ reset: url.searchParams.get('reset') === '1' }),
     });
   }
 }
@@ -92,7 +102,12 @@ export default {
     const url = new URL(request.url);
     if (url.pathname.startsWith('/__')) {
       const room = url.searchParams.get('room') ?? 'default';
-      return env.PRESENCE.get(env.PRESENCE.idFromName(room)).fetch(request);
+      const stub = env.PRESENCE.get(env.PRESENCE.idFromName(room));
+      if (url.pathname === '/__rpc') {
+        const args = await request.json();
+        return Response.json({ result: (await stub[url.searchParams.get('method')](...args)) ?? null });
+      }
+      return stub.fetch(request);
     }
     return routeUpgrade(request, env.PRESENCE);
   },
