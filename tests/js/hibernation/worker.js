@@ -41,6 +41,13 @@ export class Presence extends RollcallDurableObject {
 
   /** Test-only: close and error events are dropped while set. */
   #deaf = false;
+  /** Test-only: frames that reached the object (auto-answered pings do not). */
+  #messages = 0;
+
+  async webSocketMessage(ws, message) {
+    this.#messages++;
+    await super.webSocketMessage(ws, message);
+  }
 
   async webSocketClose(ws, code, reason, wasClean) {
     if (!this.#deaf) await super.webSocketClose(ws, code, reason, wasClean);
@@ -93,6 +100,7 @@ export class Presence extends RollcallDurableObject {
       readyStates,
       storageKeys: [...(await this.ctx.storage.list()).keys()],
       stats: this.persistStats({ reset: url.searchParams.get('reset') === '1' }),
+      messages: this.#messages,
     });
   }
 }
