@@ -30,6 +30,9 @@
 import { DurableObject } from 'cloudflare:workers';
 import { Engine, CloseCodes } from './index.workerd.js';
 import { hostError } from './engine.js';
+import { JwtVerifier } from './jwt.js';
+
+export { JwtVerifier, JWT_DEFAULTS } from './jwt.js';
 
 /** Storage keys of this host: `rc:` + the engine's record key, and the meta key. */
 const PREFIX = 'rc:';
@@ -53,6 +56,15 @@ export const DEFAULT_HOST_OPTIONS = Object.freeze({
    * this much late, and the object wakes at most once per interval for them.
    */
   sweepIntervalMs: 10_000,
+  /**
+   * Verify upgrade tokens here with WebCrypto (js/jwt.js) instead of in the
+   * wasm engine: JwtVerifier options (`keys`, `jwks`, `jwksUrl`, `issuers`,
+   * ...). A verified token opens the connection with the identity it
+   * proves; a refused one is closed with 4001 and its code, as the engine
+   * would. Tokens in later `auth` frames are still verified by the engine
+   * (give it the same keys). Default: null (the engine verifies).
+   */
+  jwt: null,
 });
 
 /** Reads a token from `?token=` or an `Authorization: Bearer` header. */
@@ -105,6 +117,8 @@ export class RollcallDurableObject extends DurableObject {
   #alarmAt = null;
   #lastSweep = 0;
   #stats = { puts: 0, deletes: 0, bytes: 0, attachments: 0, attachmentBytes: 0 };
+  /** The WebCrypto verifier, when `hostOptions().jwt` is set (kept across evictions: it holds no state). */
+  #verifier;
 
   constructor(ctx, env) {
     super(ctx, env);
@@ -200,14 +214,32 @@ export class RollcallDurableObject extends DurableObject {
     this.#metaDirty = true;
     let credentials;
     let failure = null;
+    let refused = null;
     try {
       credentials = await this.credentials(request);
     } catch (err) {
       failure = hostError('CREDENTIALS_FAILED', 'credentials() threw', err, id);
     }
+    const verifier = this.#jwtVerifier();
+    const token = typeof credentials === 'string' ? credentials : credentials?.token;
+    if (!failure && verifier && typeof token === 'string') {
+      try {
+        credentials = { identity: await verifier.verify(token, Date.now()) };
+      } catch (err) {
+        if (err?.code === 'JWKS_FETCH_FAILED' || !(err?.code)) failure = hostError('CREDENTIALS_FAILED', 'token verification failed', err, id);
+        else refused = err.code;
+      }
+    }
     this.ctx.acceptWebSocket(server);
     server.serializeAttachment({ id });
     this.#sockets.set(id, server);
+    if (refused) {
+      // Refused as the engine refuses a token: an event, then 4001 with the code.
+      this.#emit({ type: 'authRefused', connection: id, error: refused });
+      this.#sockets.delete(id);
+      closeQuietly(server, CloseCodes.AUTH_FAILED, refused);
+      return new Response(null, { status: 101, webSocket: client });
+    }
     let batch = null;
     if (!failure) {
       try {
@@ -280,6 +312,22 @@ export class RollcallDurableObject extends DurableObject {
   }
 
   // ---- internals -----------------------------------------------------------
+
+  #jwtVerifier() {
+    if (this.#verifier === undefined) {
+      const jwt = this.#hostOptions().jwt;
+      this.#verifier = jwt ? new JwtVerifier(jwt) : null;
+    }
+    return this.#verifier;
+  }
+
+  #emit(event) {
+    try {
+      this.onEvent(event);
+    } catch (err) {
+      this.#report(hostError('LISTENER_FAILED', 'onEvent threw', err));
+    }
+  }
 
   #hostOptions() {
     return { ...DEFAULT_HOST_OPTIONS, ...this.hostOptions(this.env) };
@@ -400,13 +448,7 @@ export class RollcallDurableObject extends DurableObject {
       this.#sockets.delete(connection);
       closeQuietly(ws, code, reason);
     }
-    for (const event of batch.events) {
-      try {
-        this.onEvent(event);
-      } catch (err) {
-        this.#report(hostError('LISTENER_FAILED', 'onEvent threw', err));
-      }
-    }
+    for (const event of batch.events) this.#emit(event);
     await this.#persist(batch.changes ?? [], batch.wakeAt);
   }
 

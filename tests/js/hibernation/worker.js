@@ -36,7 +36,11 @@ export class Presence extends RollcallDurableObject {
   }
 
   hostOptions(env) {
-    return env.SWEEP_INTERVAL_MS == null ? {} : { sweepIntervalMs: Number(env.SWEEP_INTERVAL_MS) };
+    const options = {};
+    if (env.SWEEP_INTERVAL_MS != null) options.sweepIntervalMs = Number(env.SWEEP_INTERVAL_MS);
+    // HOST_JWKS: verify upgrade tokens with WebCrypto against this JWKS (JSON text).
+    if (env.HOST_JWKS != null) options.jwt = { jwks: JSON.parse(env.HOST_JWKS), leewayMs: 0 };
+    return options;
   }
 
   /** Test-only: close and error events are dropped while set. */
