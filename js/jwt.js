@@ -72,11 +72,30 @@ function defaultAlgorithm(jwk) {
 const fail = (code, message = code) => new RollcallError(code, message);
 const badOptions = (message) => new RollcallError('BAD_OPTIONS', message);
 
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+const SEXTET = new Int16Array(128).fill(-1);
+for (let i = 0; i < 64; i++) SEXTET[ALPHABET.charCodeAt(i)] = i;
+
+/** base64url (no padding) to bytes, or null if it is not base64url. */
 function fromBase64Url(text) {
-  if (typeof text !== 'string' || !/^[A-Za-z0-9_-]*$/.test(text) || text.length % 4 === 1) return null;
-  const b64 = text.replace(/-/g, '+').replace(/_/g, '/');
-  const bin = atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4));
-  return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+  const n = text.length;
+  if (n % 4 === 1) return null;
+  const out = new Uint8Array(Math.floor((n * 3) / 4));
+  let bits = 0;
+  let acc = 0;
+  let o = 0;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    const v = c < 128 ? SEXTET[c] : -1;
+    if (v < 0) return null;
+    acc = (acc << 6) | v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (acc >> bits) & 0xff;
+    }
+  }
+  return out;
 }
 
 const utf8 = new TextEncoder();
@@ -169,7 +188,10 @@ export class JwtVerifier {
     const o = this.#options;
     if (this.#keys.length === 0 && !o.jwksUrl) throw fail('NO_KEYS');
     if (typeof token !== 'string') throw fail('MALFORMED');
-    if (utf8.encode(token).length > o.maxTokenBytes) throw fail('TOKEN_TOO_LARGE');
+    // UTF-16 length x 3 bounds the UTF-8 length: encode only when in doubt.
+    if (token.length > o.maxTokenBytes || (token.length * 3 > o.maxTokenBytes && utf8.encode(token).length > o.maxTokenBytes)) {
+      throw fail('TOKEN_TOO_LARGE');
+    }
     const parts = token.split('.');
     if (parts.length !== 3) throw fail('MALFORMED');
     const header = jsonOf(parts[0]).value;

@@ -105,6 +105,8 @@ export class Presence extends RollcallDurableObject {
       storageKeys: [...(await this.ctx.storage.list()).keys()],
       stats: this.persistStats({ reset: url.searchParams.get('reset') === '1' }),
       messages: this.#messages,
+      // What the whole-snapshot host of before wrote after every batch.
+      snapshotBytes: engine.snapshot().length,
     });
   }
 }
