@@ -69,7 +69,7 @@ async function benchStorage() {
   console.log(`\n## storage and CPU per presence.update (K = max(${UPDATES}, 4000 / N) updates, replayEvents ${REPLAY_EVENTS})\n`);
   const { mf, wsBase } = await startWorker('./hibernation/worker.js', {
     durableObjects: { PRESENCE: 'Presence' },
-    bindings: { JWT_SECRET: SECRET, REPLAY_EVENTS: String(REPLAY_EVENTS) },
+    bindings: { JWT_SECRET: SECRET, REPLAY_EVENTS: String(REPLAY_EVENTS), RATE_UNLIMITED: '1' },
   });
   const pids = workerdPids();
   if (pids.length === 0) throw new Error('workerd process not found');

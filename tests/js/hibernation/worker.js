@@ -32,6 +32,8 @@ export class Presence extends RollcallDurableObject {
       idleTimeoutMs: Number(env.IDLE_TIMEOUT_MS ?? 30_000),
       leaveGraceMs: Number(env.LEAVE_GRACE_MS ?? 15_000),
       replayEvents: Number(env.REPLAY_EVENTS ?? 64),
+      // RATE_UNLIMITED (benchmarks): the per-connection frame rate limit lifted.
+      ...(env.RATE_UNLIMITED ? { limits: { rate: { burst: 4294967295, perSecond: 4294967295 } } } : {}),
     };
   }
 
