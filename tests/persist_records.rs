@@ -136,16 +136,3 @@ fn the_ping_pair_is_what_the_engine_answers() {
         .collect();
     assert_eq!(sent, [reply::ping_ack()]);
 }
-
-#[test]
-fn debug_rooms() {
-    let mut h = Host::new(config());
-    h.engine.track_changes();
-    h.open_as(1, "heavy");
-    for r in ["b1", "b2", "b3"] {
-        h.join(1, r);
-        h.enter(1, r, json!("yyyy"));
-        let ch = h.engine.take_changes();
-        eprintln!("{r}: {:?}", keys(&ch));
-    }
-}

@@ -114,7 +114,7 @@ struct ObjectRecord {
 #[derive(Serialize, Deserialize)]
 enum Record {
     Meta(MetaRecord),
-    Connection(ConnRecord),
+    Connection(Box<ConnRecord>),
     Room(RoomRecord),
     Object(ObjectRecord),
 }
@@ -185,7 +185,7 @@ impl Engine {
         }
         for id in dirty.conns {
             let lost = self.connections.get(&id).is_some_and(|c| c.grace_until.is_some());
-            let value = self.connection_record(id).map(|r| encode(&Record::Connection(r)));
+            let value = self.connection_record(id).map(|r| encode(&Record::Connection(Box::new(r))));
             out.push(Change { key: connection_key(id), kind: RecordKind::Connection { id, lost }, value });
         }
         for name in dirty.rooms {
@@ -208,11 +208,6 @@ impl Engine {
             out.push(Change { key: object_key(&realm, &id), kind: RecordKind::Object, value });
         }
         out
-    }
-
-    /// Connection `id`'s record, encoded, or `None` if it is unknown.
-    pub fn export_connection(&self, id: ConnectionId) -> Option<Vec<u8>> {
-        self.connection_record(id).map(|r| encode(&Record::Connection(r)))
     }
 
     fn connection_record(&self, id: ConnectionId) -> Option<ConnRecord> {
@@ -255,7 +250,7 @@ impl Engine {
                 Record::Meta(_) => return Err(twice("the meta record".into())),
                 Record::Connection(c) => {
                     let id = c.state.id;
-                    if conns.insert(id, c).is_some() {
+                    if conns.insert(id, *c).is_some() {
                         return Err(twice(format!("connection {id}")));
                     }
                 }
