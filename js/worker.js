@@ -38,6 +38,9 @@ export { JwtVerifier, JWT_DEFAULTS } from './jwt.js';
 const PREFIX = 'rc:';
 const META_KEY = 'rc:meta';
 const STORAGE_FORMAT = 2;
+/** The whole-snapshot host's keys (storage format 1), migrated on first load. */
+const LEGACY_META_KEY = 'rollcall:meta';
+const LEGACY_CHUNK_PREFIX = 'rollcall:snap:';
 /** The runtime's limit for a socket attachment. */
 const ATTACHMENT_BYTES = 16 * 1024;
 /** What an attachment holds beside the record (its id, the structure). */
@@ -395,41 +398,72 @@ export class RollcallDurableObject extends DurableObject {
       records.set(key.slice(PREFIX.length), value);
     }
     if (this.#meta.engine) records.set('m', this.#meta.engine);
-    const sockets = new Map();
-    const strays = [];
-    for (const ws of this.ctx.getWebSockets()) {
-      const a = attachmentOf(ws);
-      if (a?.id == null) continue;
-      this.#meta.nextId = Math.max(this.#meta.nextId, a.id + 1);
-      const key = `c:${a.id}`;
-      if (a.record && !records.has(key)) records.set(key, a.record);
-      if (!records.has(key)) strays.push(ws);
-      // A socket that is closing has gone for the engine's purposes.
-      else if (ws.readyState === OPEN) sockets.set(a.id, ws);
+    const all = this.ctx.getWebSockets().map((ws) => [ws, attachmentOf(ws)?.id]).filter(([, id]) => id != null);
+    for (const [ws, id] of all) {
+      this.#meta.nextId = Math.max(this.#meta.nextId, id + 1);
+      const key = `c:${id}`;
+      const record = attachmentOf(ws)?.record;
+      if (record && !records.has(key)) records.set(key, record);
     }
     const options = { resumeSecret: this.#meta.resumeSecret, epoch: this.#meta.epoch, ...this.engineOptions(this.env) };
+    const legacy = fresh ? await this.#legacySnapshot() : null;
     let engine;
     try {
-      engine = Engine.import(options, [...records.values()]);
+      if (legacy) {
+        // Written by the whole-snapshot host (storage format 1): restored,
+        // then every record is written once and the old keys deleted.
+        engine = Engine.restore(options, legacy.bytes);
+        engine.trackChanges();
+        this.#meta.nextId = Math.max(this.#meta.nextId, legacy.nextId ?? 1);
+      } else {
+        engine = Engine.import(options, [...records.values()]);
+      }
     } catch (err) {
       // Records this build cannot read: start empty; every socket reconnects.
       this.#report(hostError('ENGINE_FAILED', 'Engine.import failed; starting empty', err));
       engine = new Engine(options);
       engine.trackChanges();
-      for (const ws of this.ctx.getWebSockets()) closeQuietly(ws, 1012, 'SERVICE_RESTART');
-      sockets.clear();
+    }
+    const known = new Set(engine.connectionIds);
+    const sockets = new Map();
+    for (const [ws, id] of all) {
+      // A socket the engine has no record of (none was written): it reconnects.
+      if (!known.has(id)) closeQuietly(ws, 1012, 'SERVICE_RESTART');
+      // A socket that is closing has gone for the engine's purposes.
+      else if (ws.readyState === OPEN) sockets.set(id, ws);
     }
     this.#engine = engine;
     this.#sockets = sockets;
     this.#alarmAt = await storage.getAlarm();
-    // A socket with no record (it never got one): it reconnects.
-    for (const ws of strays) closeQuietly(ws, 1012, 'SERVICE_RESTART');
     // No ghost: connections whose socket went while the object slept are
     // lost (already lost ones run on); their grace ends with a leave.
     const now = Date.now();
     const batches = [];
-    for (const id of engine.connectionIds) if (!sockets.has(id)) batches.push(engine.lost(id, now));
+    for (const id of known) if (!sockets.has(id)) batches.push(engine.lost(id, now));
+    // After a migration, a batch that carries every record.
+    if (legacy) batches.push(engine.tick(now));
     for (const batch of batches) await this.#run(batch);
+    if (legacy) await inChunks(legacy.keys, (some) => storage.delete(some));
+  }
+
+  /** The whole-snapshot host's storage (format 1), if this object has it. */
+  async #legacySnapshot() {
+    const storage = this.ctx.storage;
+    const meta = await storage.get(LEGACY_META_KEY);
+    if (meta?.format !== 1 || !(meta.chunks > 0)) return null;
+    const keys = Array.from({ length: meta.chunks }, (_, i) => LEGACY_CHUNK_PREFIX + i);
+    const parts = new Map();
+    await inChunks(keys, async (some) => {
+      for (const [k, v] of await storage.get(some)) parts.set(k, new Uint8Array(v));
+    });
+    const bytes = new Uint8Array(meta.bytes);
+    let offset = 0;
+    for (const key of keys) {
+      const part = parts.get(key) ?? new Uint8Array(0);
+      bytes.set(part, offset);
+      offset += part.length;
+    }
+    return { bytes, nextId: meta.nextId, keys: [LEGACY_META_KEY, ...keys] };
   }
 
   /** Carries out a batch: sends, closes, events, then writes what changed. */

@@ -498,6 +498,35 @@ test('grace across hibernation: a dropped member stays through evictions, leaves
   watcher.ws.terminate();
 });
 
+test('an object stored by the whole-snapshot host is migrated: same presence, records written, old keys gone', { timeout: 15_000 }, async () => {
+  const room = 'legacy';
+  const watcher = await connect(room, tokenFor('watcher'));
+  await ok(watcher, { op: 'room.join', room });
+  await ok(watcher, { op: 'presence.subscribe', room });
+  const ann = await member(room, 'ann', { a: 1 });
+  const before = (await ok(watcher, { op: 'presence.get', room })).members;
+  await post('/__legacy', { room });
+  // The next event loads the old snapshot and writes the new layout.
+  assert.deepEqual((await ok(watcher, { op: 'presence.get', room })).members, before);
+  let s = await state(room);
+  assert.ok(!s.storageKeys.some((k) => k.startsWith('rollcall:')), `old keys gone: ${s.storageKeys}`);
+  assert.ok(s.storageKeys.includes('rc:meta') && s.storageKeys.includes(`rc:r:${room}`), `${s.storageKeys}`);
+  assert.ok(s.attachments.every((a) => a.record instanceof Object), 'records beside the sockets');
+  await evict(room);
+  await ok(ann, { op: 'presence.update', room, data: { a: 2 } });
+  const update = await watcher.wait((f) => f.type === 'presence' && f.event === 'update');
+  assert.deepEqual(update.data, { a: 2 });
+  s = await state(room);
+  assert.deepEqual(view(s.members), [{ id: ann.welcome.id, clientId: 'ann', data: { a: 2 } }]);
+  for (const c of [watcher, ann]) {
+    await barrier(c);
+    assert.equal(c.frames.filter((f) => f.type === 'welcome').length, 1);
+  }
+  const carol = await connect(room, tokenFor('carol'));
+  assert.ok(![watcher, ann].some((c) => c.welcome.id === carol.welcome.id), 'ids not reused');
+  for (const c of [watcher, ann, carol]) c.ws.terminate();
+});
+
 /** Calls an RPC method on the object of `room` through its stub, from the Worker. */
 async function rpc(room, method, ...args) {
   const url = new URL('http://localhost/__rpc');

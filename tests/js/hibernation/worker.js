@@ -71,6 +71,7 @@ export class Presence extends RollcallDurableObject {
       return Response.json({ deaf: this.#deaf });
     }
     if (url.pathname === '/__state') return this.#state(url);
+    if (url.pathname === '/__legacy') return this.#legacy();
     return super.fetch(request);
   }
 
@@ -86,6 +87,27 @@ export class Presence extends RollcallDurableObject {
     }
     this.evict();
     return Response.json({ evicted: true });
+  }
+
+  /**
+   * Test-only: rewrites the object's storage in the whole-snapshot host's
+   * format (1: a chunked snapshot, attachments holding `{ id, identity }`),
+   * as an object deployed before change records left it, then evicts.
+   */
+  async #legacy() {
+    const engine = await this.engine();
+    const bytes = engine.snapshot();
+    const CHUNK = 120 * 1024;
+    const chunks = Math.max(1, Math.ceil(bytes.length / CHUNK));
+    const ids = engine.connectionIds;
+    const attachments = this.ctx.getWebSockets().map((ws) => [ws, ws.deserializeAttachment()?.id]);
+    await this.ctx.storage.deleteAll();
+    const entries = { 'rollcall:meta': { format: 1, chunks, bytes: bytes.length, nextId: Math.max(0, ...ids) + 1, alarmAt: null } };
+    for (let i = 0; i < chunks; i++) entries[`rollcall:snap:${i}`] = bytes.slice(i * CHUNK, (i + 1) * CHUNK);
+    await this.ctx.storage.put(entries);
+    for (const [ws, id] of attachments) ws.serializeAttachment({ id, identity: engine.identity(id) });
+    this.evict();
+    return Response.json({ legacy: true, chunks });
   }
 
   async #state(url) {
