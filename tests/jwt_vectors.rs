@@ -3,6 +3,10 @@
 //! WebCrypto path (js/jwt.js) is held to the same file by
 //! tests/js/jwt.test.js, so the two paths agree token for token.
 
+// On wasm32 the same tests run under wasm-bindgen-test (Node and Chromium).
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use rollcall::auth::jwt::Verifier;
 use rollcall::{Algorithm, AuthConfig, JwtKey};
 use serde_json::Value;

@@ -4,6 +4,10 @@
 //! host relies on. The exactness of import over random histories is a
 //! property in tests/snapshot_model.rs.
 
+// On wasm32 the same tests run under wasm-bindgen-test (Node and Chromium).
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 mod common;
 
 use std::collections::BTreeMap;
