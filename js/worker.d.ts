@@ -135,9 +135,18 @@ export interface RouteOptions {
   authorize?: (request: Request, token: string | null) => boolean | Promise<boolean>;
 }
 
+/** A stub of a RollcallDurableObject: `fetch`, and its RPC methods. */
+export interface RollcallStubLike {
+  fetch(request: Request): Promise<Response>;
+  counts(room: string): Promise<RoomCounts>;
+  members(room: string): Promise<MemberInfo[]>;
+  object(realm: string, id: string): Promise<ObjectInfo | null>;
+  publish(room: string, event: string, data?: unknown): Promise<number>;
+}
+
 export interface DurableObjectNamespaceLike {
   idFromName(name: string): unknown;
-  get(id: unknown): { fetch(request: Request): Promise<Response> };
+  get(id: unknown): RollcallStubLike;
 }
 
 export declare function routeUpgrade(request: Request, namespace: DurableObjectNamespaceLike, options?: RouteOptions): Promise<Response>;

@@ -9,7 +9,7 @@ import { RollcallDurableObject, routeUpgrade } from 'rollcall/worker';
 
 /**
  * The Worker's bindings (wrangler.toml, secrets).
- * @typedef {{ JWT_SECRET?: string, JWKS_URL?: string, AUTH_TIMEOUT_MS?: string, JWT_ISSUER?: string, PRESENCE: any }} Env
+ * @typedef {{ JWT_SECRET?: string, JWKS_URL?: string, AUTH_TIMEOUT_MS?: string, JWT_ISSUER?: string, PRESENCE: import('rollcall/worker').DurableObjectNamespaceLike }} Env
  */
 
 export class Presence extends RollcallDurableObject {
