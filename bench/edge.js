@@ -2,7 +2,8 @@
 //
 //   npm run bench:edge                 # both parts (about 2-3 minutes)
 //   node bench/edge.js storage         # only storage and CPU per update
-//   node bench/edge.js jwt             # only per-token verification
+//   node bench/edge.js jwt             # only per-token verification (Node)
+//   node bench/edge.js jwt-workerd     # only per-token verification inside workerd
 //
 // storage: rollcall/worker in workerd (Miniflare, the test app
 // tests/js/hibernation/worker.js), rooms of N = 10, 100, 1000 connections,
@@ -187,9 +188,49 @@ async function benchJwt() {
   }
 }
 
+/** The same three paths inside workerd (bench/edge-jwt-worker.js), timed by workerd's CPU (utime + stime). */
+async function benchJwtWorkerd() {
+  const vectors = readFileSync(new URL('../tests/vectors/jwt.json', import.meta.url), 'utf8');
+  const { mf } = await startWorker('../../bench/edge-jwt-worker.js', { bindings: { VECTORS: vectors } });
+  const pids = workerdPids();
+  const cpu = () => pids.reduce((t, p) => t + cpuMs(p), 0);
+  const run = async (impl, alg, n) => {
+    const res = await mf.dispatchFetch(`http://localhost/?impl=${impl}&alg=${alg}&n=${n}`);
+    if (res.status !== 200) throw new Error(`${impl}/${alg}: ${res.status} ${await res.text()}`);
+    await res.json();
+  };
+  console.log('\n## per-token verification inside workerd (µs of workerd CPU per token; 10 ms ticks over >= 1 s per cell)\n');
+  console.log('alg      webcrypto   jose      wasm     webcrypto/jose');
+  const file = JSON.parse(vectors);
+  try {
+    for (const { algorithm: alg } of file.keys) {
+      const per = {};
+      for (const impl of ['webcrypto', 'jose', 'wasm']) {
+        await run(impl, alg, 20); // set-up and warm-up
+        // Calibrate: enough tokens for about a second of CPU.
+        let n = 50;
+        let spent = 0;
+        for (;;) {
+          const c0 = cpu();
+          await run(impl, alg, n);
+          spent = cpu() - c0;
+          if (spent >= 1000 || n >= 200_000) break;
+          n = Math.ceil((n * 1200) / Math.max(spent, 10));
+        }
+        per[impl] = (spent * 1000) / n;
+      }
+      const us = (v) => v.toFixed(1).padStart(8);
+      console.log(`${alg.padEnd(7)} ${us(per.webcrypto)}  ${us(per.jose)}  ${us(per.wasm)}     ${(per.webcrypto / per.jose).toFixed(2)}`);
+    }
+  } finally {
+    await mf.dispose();
+  }
+}
+
 const chosen = process.argv.slice(2);
 console.log(`node ${process.version}, ${os.cpus().length} cpus, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 if (chosen.length === 0 || chosen.includes('jwt')) await benchJwt();
+if (chosen.length === 0 || chosen.includes('jwt-workerd')) await benchJwtWorkerd();
 if (chosen.length === 0 || chosen.includes('storage')) await benchStorage();
 console.log(`\nload average at the end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 process.exit(0);
