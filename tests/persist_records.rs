@@ -112,6 +112,18 @@ fn import_rebuilds_the_engine_and_drops_orphan_room_records() {
 }
 
 #[test]
+fn a_sign_of_life_changes_the_record_only_when_it_moves_last_seen() {
+    let mut h = room_of(3);
+    h.engine.handle_alive(ConnectionId(2), T0 + 5);
+    assert_eq!(keys(&h.engine.take_changes()), ["c:2"]);
+    // The same time again, an older one, an unknown connection: nothing.
+    h.engine.handle_alive(ConnectionId(2), T0 + 5);
+    h.engine.handle_alive(ConnectionId(2), T0 + 1);
+    h.engine.handle_alive(ConnectionId(99), T0 + 9);
+    assert!(h.engine.take_changes().is_empty());
+}
+
+#[test]
 fn a_refreshed_token_is_a_host_event() {
     let mut h = Host::new(common::tokens::hs256_config());
     let token = common::tokens::hs256(&common::tokens::claims("ann", 600));
