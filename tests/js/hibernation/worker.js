@@ -7,13 +7,16 @@
 //   POST /__evict?room=R&drop=ID    first closes connection ID's socket on the
 //                                   server side without telling the engine
 //                                   (a socket that went while the object slept)
-//   POST /__evict?room=R&forget=1   also deletes the stored snapshot (a
-//                                   snapshot that lagged behind the sockets)
+//   POST /__evict?room=R&forget=1   also deletes all storage (live
+//                                   connections come back from attachments)
+//   POST /__legacy?room=R           rewrites storage in the whole-snapshot
+//                                   host's format 1, then evicts (migration)
 //   POST /__deaf?room=R&on=1        from now on ignores socket close/error
 //                                   events (on=0 listens again): a close the
 //                                   object never heard of, for the
 //                                   reconciliation on the next load
-//   GET  /__state?room=R&realm=X    the engine's view as JSON (loads it)
+//   GET  /__state?room=R&realm=X    the engine's view as JSON (loads it),
+//        &reset=1                   with persistStats (zeroed after reading)
 //   POST /__rpc?room=R&method=M     calls RPC method M on the object's stub
 //        body: JSON array of args   from the Worker (a real RPC call)
 //
