@@ -129,6 +129,35 @@ export class Engine {
     });
   }
 
+  /**
+   * Rebuilds an engine from change records (`batch.changes` values a host
+   * kept, any order), with change tracking on. Pass the same `resumeSecret`
+   * and `epoch` as the engine that wrote them. Throws for corrupt records.
+   */
+  static import(options, records) {
+    return new Engine(options, {
+      [RESTORING]: guarded(() => WasmEngine.import(keysOf(withHostDefaults(options ?? {})), records)),
+    });
+  }
+
+  /**
+   * The SDK's application ping and the engine's exact answer to it,
+   * `[request, response]`: a host may answer it without the engine
+   * (a Durable Object's `setWebSocketAutoResponse`).
+   */
+  static get pingFrames() {
+    return guarded(() => WasmEngine.pingFrames());
+  }
+
+  /**
+   * From now on every batch carries `changes`: the records it touched,
+   * `{ key, kind, connection?, lost?, value }` (`value` null: delete). The
+   * first batch after this call carries every record.
+   */
+  trackChanges() {
+    this.#call((w) => w.trackChanges());
+  }
+
   /** Runs `f` on the live wasm engine; every throw becomes a RollcallError. */
   #call(f) {
     if (this.#wasm == null) throw new RollcallError('ENGINE_FREED', 'this engine was freed');

@@ -205,6 +205,8 @@ export type AuthError =
 export type HostEvent =
   | { type: 'authenticated'; connection: number; clientId: string | null }
   | { type: 'authRefused'; connection: number; error: string }
+  /** An authenticated connection's `auth` with a new token was accepted: its identity changed. */
+  | { type: 'tokenRefreshed'; connection: number; clientId: string | null; expiresAt: number | null }
   | { type: 'closed'; connection: number }
   /** Lost abnormally: in grace until `graceUntil` (ms since the epoch). */
   | { type: 'connectionLost'; connection: number; graceUntil: number }
@@ -236,6 +238,19 @@ export interface Batch {
   wakeAt: number | null;
   /** Only for `publish`: how many connections the event went to. */
   recipients?: number;
+  /** Only after `trackChanges()`: the records this call touched (see docs/PROTOCOL.md, "Change records"). */
+  changes?: RecordChange[];
+}
+
+/** A change record: write `value` under `key`, or delete `key` when `value` is null. */
+export interface RecordChange {
+  key: string;
+  kind: 'meta' | 'connection' | 'room' | 'object';
+  /** For `kind: 'connection'`: its id. */
+  connection?: number;
+  /** For `kind: 'connection'`: in grace (no socket): store it, it has no attachment to live in. */
+  lost?: boolean;
+  value: Uint8Array | null;
 }
 
 export interface MemberInfo {
@@ -351,6 +366,12 @@ export declare class Engine {
   counts(room: string): RoomCounts;
   /** Rebuilds an engine from `snapshot()` bytes; throws for another format version or corrupt bytes. */
   static restore(options: EngineOptions | undefined, bytes: Uint8Array): Engine;
+  /** Rebuilds an engine from change records (`batch.changes` values, any order), tracking changes. */
+  static import(options: EngineOptions | undefined, records: Uint8Array[]): Engine;
+  /** The SDK's application ping and the engine's exact answer: `[request, response]`. */
+  static readonly pingFrames: [string, string];
+  /** From now on every batch carries `changes` (the first one: every record). */
+  trackChanges(): void;
   /** The whole state, versioned and compact. Take it after carrying out the last batch. */
   snapshot(): Uint8Array;
   readonly connectionIds: number[];

@@ -68,6 +68,7 @@ pub mod time;
 
 pub use auth::{AuthError, Identity, RoomAction};
 pub use config::{Algorithm, AuthConfig, Config, JwtKey, Limits, PresenceConfig, RoomFlush};
+pub use engine::persist::{Change, RecordKind, RECORD_VERSION};
 pub use engine::snapshot::{SnapshotError, SNAPSHOT_VERSION};
 pub use engine::{
     ClientInfo, Close, ConnectionId, ConnectionStatus, Credentials, Engine, HostEvent, MemberInfo, ObjectInfo, Output,

@@ -20,6 +20,10 @@
 //! `clients`, `room_counts`, `room_names`, `realm_names`, `object`,
 //! `objects`, `connection_count` and their snapshot bytes must be equal.
 //!
+//! And A writes its records (persist.rs) as they change: after every step
+//! an engine imported from the records kept so far snapshots to the same
+//! bytes as A.
+//!
 //! Also: a snapshot never restores under another `SNAPSHOT_VERSION`;
 //! truncations are refused; random bytes and bit flips never panic in
 //! `restore`, and an engine restored from flipped bytes that still decode
@@ -662,9 +666,23 @@ fn agree(a: &mut Engine, b: &mut Engine, at: &str) -> Result<(), TestCaseError> 
     Ok(())
 }
 
+/// The records a host keeps (persist.rs), by key, as `take_changes` says.
+fn keep_changes(store: &mut std::collections::BTreeMap<String, Vec<u8>>, e: &mut Engine) {
+    for change in e.take_changes() {
+        match change.value {
+            Some(value) => store.insert(change.key, value),
+            None => store.remove(&change.key),
+        };
+    }
+}
+
 fn run(ops: &[Op], restore_at: &BTreeSet<usize>) -> Result<(), TestCaseError> {
     let config = config();
     let mut a = Engine::new(config.clone()).expect("valid config");
+    // A also writes records as they change: after every step, an engine
+    // imported from them must be A exactly (snapshot bytes equal).
+    a.track_changes();
+    let mut store = std::collections::BTreeMap::new();
     let mut b: Option<Engine> = None;
     let mut world = World { now: T0, live: BTreeSet::new(), tokens: Default::default() };
     for (i, op) in ops.iter().enumerate() {
@@ -683,6 +701,10 @@ fn run(ops: &[Op], restore_at: &BTreeSet<usize>) -> Result<(), TestCaseError> {
         }
         let (input, now) = world.input(op, a.poll_timeout());
         let ea = apply(&mut a, &input, now);
+        keep_changes(&mut store, &mut a);
+        let imported = Engine::import(config.clone(), store.values().map(Vec::as_slice))
+            .map_err(|e| TestCaseError::fail(format!("import after step {i}: {e}")))?;
+        prop_assert!(imported.snapshot() == a.snapshot(), "records do not rebuild A after step {}: {:?}", i, op);
         if let Some(b) = b.as_mut() {
             let eb = apply(b, &input, now);
             prop_assert_eq!(&ea, &eb, "outputs differ at step {}: {:?}", i, op);

@@ -208,6 +208,9 @@ impl Engine {
             return; // nothing open (always so in a room that does not coalesce)
         }
         let window = std::mem::take(&mut rm.window);
+        if let Some(d) = self.changes.as_mut() {
+            d.touch_room(room); // its seq, replay buffer and window change
+        }
         if let Some(due) = window.due {
             self.flushes.remove(&(due, room.to_string()));
         }

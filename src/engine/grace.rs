@@ -15,6 +15,7 @@ impl Engine {
     /// or if it never authenticated, this is [`Engine::handle_close`].
     /// Unknown and already lost connections are ignored.
     pub fn handle_lost(&mut self, conn: ConnectionId, now: Millis) {
+        self.dirty_conn(conn);
         self.lose(conn, now);
     }
 

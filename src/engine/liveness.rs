@@ -14,10 +14,13 @@ impl Engine {
     /// A sign of life other than a frame (a pong to the host's protocol
     /// ping). Unknown and lost connections are ignored.
     pub fn handle_alive(&mut self, conn: ConnectionId, now: Millis) {
-        if let Some(c) = self.connections.get_mut(&conn) {
-            if c.grace_until.is_none() {
-                c.last_seen = c.last_seen.max(now);
-            }
+        let Some(c) = self.connections.get_mut(&conn) else { return };
+        if c.grace_until.is_none() && now > c.last_seen {
+            c.last_seen = now;
+            // A change record only when something changed: a host that
+            // sweeps every socket (a Durable Object's alarm) rewrites only
+            // the records of those that pinged since.
+            self.dirty_conn(conn);
         }
     }
 

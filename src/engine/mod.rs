@@ -8,6 +8,7 @@ mod grace;
 mod liveness;
 mod objects;
 pub mod output;
+pub mod persist;
 mod presence;
 mod realm;
 mod resume;
@@ -149,6 +150,9 @@ pub struct Engine {
     room_flushes: Vec<(Arc<crate::pattern::Pattern>, u64)>,
     /// Whether any room may coalesce (some interval is not 0).
     coalescing: bool,
+    /// Records touched since the host last took them (see persist.rs);
+    /// `None` until the host turns tracking on.
+    changes: Option<persist::Dirty>,
 }
 
 impl Engine {
@@ -216,6 +220,7 @@ impl Engine {
             flushes: BTreeSet::new(),
             room_flushes: Vec::new(),
             coalescing: false,
+            changes: None,
         };
         engine.compile_room_flushes()?;
         Ok(engine)
@@ -237,6 +242,7 @@ impl Engine {
         if self.connections.contains_key(&conn) {
             return Err(Error::DuplicateConnection(conn.0));
         }
+        self.dirty_conn(conn);
         let identity = match credentials {
             Credentials::Identity(identity) => Some(self.check_identity(identity)),
             Credentials::Invalid(why) => Some(Err(AuthError::BadIdentity(why))),
@@ -269,11 +275,13 @@ impl Engine {
     /// A frame arrived (text or binary; it must be UTF-8 JSON). Frames for
     /// unknown connections (e.g. one the engine just closed) are ignored.
     pub fn handle_frame(&mut self, conn: ConnectionId, bytes: &[u8], now: Millis) {
+        // Unknown, or lost: its socket is gone as far as the engine knows.
+        if !self.connections.get(&conn).is_some_and(|c| c.grace_until.is_none()) {
+            return;
+        }
+        self.dirty_conn(conn);
         let limits = &self.config.limits;
         let Some(c) = self.connections.get_mut(&conn) else { return };
-        if c.grace_until.is_some() {
-            return; // lost: its socket is gone as far as the engine knows
-        }
         c.last_seen = c.last_seen.max(now);
         // Where rooms coalesce, a member's presence updates there do not
         // spend the rate budget (coalesce.rs): the frame is read first.
@@ -355,6 +363,7 @@ impl Engine {
     /// harmless; so are connections already lost (in grace): their grace
     /// runs on. For a socket that dropped, use [`Engine::handle_lost`].
     pub fn handle_close(&mut self, conn: ConnectionId, now: Millis) {
+        self.dirty_conn(conn);
         if self.connections.get(&conn).is_some_and(|c| c.grace_until.is_some()) {
             return;
         }
@@ -375,6 +384,9 @@ impl Engine {
                 .into_iter()
                 .flatten()
                 .min_by_key(|((at, conn), which)| (*at, *which, *conn));
+            if let Some(((_, conn), _)) = next {
+                self.dirty_conn(conn);
+            }
             match next {
                 None => break,
                 Some(((at, conn), 0)) => self.end_grace(at, conn, now),
@@ -552,6 +564,8 @@ impl Engine {
         let body =
             AckBody { client_id: identity.client_id.as_deref(), expires_at: identity.expires_at, ..AckBody::default() };
         self.ack(conn, r, "auth", body);
+        let client_id = identity.client_id.clone();
+        self.event(HostEvent::TokenRefreshed { connection: conn, client_id, expires_at: identity.expires_at });
         self.apply_room_grants(conn, &grants, now);
         self.set_provides(conn, rights.provides, now);
         Ok(())

@@ -121,6 +121,7 @@ impl Engine {
         self.budget_allows(cost, 0)?;
         let rm = self.realm_mut(realm)?;
         rm.objects.insert(id.clone(), Object { data: data.map(RawValue::to_owned), providers });
+        self.dirty_object(realm, &id);
         self.charge(cost, 0);
         self.ack(conn, r, "object.create", AckBody::default());
         self.emit_object_change(realm, &id, "create", now);
@@ -144,6 +145,7 @@ impl Engine {
         if let Some(object) = self.realms.get_mut(realm).and_then(|rm| rm.objects.get_mut(&id)) {
             object.data = data.map(RawValue::to_owned);
         }
+        self.dirty_object(realm, &id);
         self.charge(new_len, old_len);
         self.ack(conn, r, "object.update", AckBody::default());
         self.emit_object_change(realm, &id, "update", now);
@@ -165,6 +167,7 @@ impl Engine {
         }
         self.ack(conn, r, "object.delete", AckBody::default());
         self.emit_object_change(realm, &id, "delete", now);
+        self.dirty_object(realm, &id);
         if let Some(object) = self.realms.get_mut(realm).and_then(|rm| rm.objects.remove(&id)) {
             self.charge(0, budget::entry_bytes(id.len() + object.data.map_or(0, |d| d.get().len())));
         }
@@ -441,6 +444,9 @@ impl Engine {
         {
             let (realm, id) = key;
             let Some(object) = self.realms.get_mut(realm).and_then(|rm| rm.objects.get_mut(id)) else { continue };
+            if let Some(d) = self.changes.as_mut() {
+                d.touch_object(realm, id);
+            }
             let was = object.status();
             object.providers =
                 if delta > 0 { object.providers.saturating_add(1) } else { object.providers.saturating_sub(1) };

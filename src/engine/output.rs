@@ -59,6 +59,13 @@ pub enum HostEvent {
         connection: ConnectionId,
         client_id: Option<String>,
     },
+    /// An authenticated connection's `auth` with a new token was accepted:
+    /// its claims (and so its identity, rights and expiry) changed.
+    TokenRefreshed {
+        connection: ConnectionId,
+        client_id: Option<String>,
+        expires_at: Option<u64>,
+    },
     /// The connection's token was refused; it is being closed with 4001.
     AuthRefused {
         connection: ConnectionId,

@@ -140,6 +140,7 @@ impl Engine {
             if r.is_empty() {
                 let due = self.rooms.remove(room).and_then(|r| r.window.due);
                 self.forget_window(room, due);
+                self.dirty_room(room);
             }
         }
         if let Some(c) = self.connections.get_mut(&conn) {
@@ -193,6 +194,7 @@ impl Engine {
             Upsert::Joined { first_of_client } => (PresenceKind::Join, first_of_client),
             Upsert::Updated => (PresenceKind::Update, true),
         };
+        self.dirty_room(room);
         if self.coalesces(room) {
             if let Some(member) = self.rooms.get(room).and_then(|rm| rm.members.get(&conn)) {
                 let member = member.clone();
@@ -215,12 +217,17 @@ impl Engine {
     pub(super) fn remove_presence(&mut self, conn: ConnectionId, room: &str, now: Millis) {
         let Some(rm) = self.rooms.get_mut(room) else { return };
         let Some((member, last_of_client)) = rm.remove(conn) else { return };
-        if rm.flush_ms > 0 {
+        let coalesced = rm.flush_ms > 0;
+        if let Some(d) = self.changes.as_mut() {
+            d.touch_room(room);
+        }
+        if coalesced {
             let bytes = budget::entry_bytes(member.data.as_ref().map_or(0, |d| d.get().len()));
             self.queue_presence(room, conn, member, PresenceKind::Leave, last_of_client, now);
             self.charge(0, bytes);
             return;
         }
+        let Some(rm) = self.rooms.get_mut(room) else { return };
         let (epoch, seq, cap) = (self.epoch, rm.log.next(), self.config.replay_events);
         let leave = PresenceKind::Leave;
         let kept = emit_presence(&mut self.outputs, room, rm, conn, &member, leave, last_of_client, now, (epoch, seq));

@@ -37,6 +37,7 @@ impl Engine {
         let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).ok()?;
         mac.update(format!("rollcall-resume:{}:{}:{}", self.epoch, conn.0, self.minted).as_bytes());
         let token: Arc<str> = hex(&mac.finalize().into_bytes()).into();
+        self.dirty_meta();
         let c = self.connections.get_mut(&conn)?;
         if let Some(old) = c.resume_token.replace(Arc::clone(&token)) {
             self.resume_tokens.remove(&old);
@@ -89,6 +90,7 @@ impl Engine {
     /// no longer allow are left, and its own provider claim replaces
     /// `from`'s (objects both cover never change status).
     fn transfer(&mut self, from: ConnectionId, to: ConnectionId, now: Millis) {
+        self.dirty_conn(from);
         self.set_provides(from, None, now);
         let Some(o) = self.connections.get_mut(&from) else { return };
         let rooms = std::mem::take(&mut o.rooms);

@@ -67,57 +67,57 @@ impl fmt::Display for SnapshotError {
 }
 
 #[derive(Serialize, Deserialize)]
-struct State {
-    app_id: String,
-    epoch: u64,
+pub(super) struct State {
+    pub(super) app_id: String,
+    pub(super) epoch: u64,
     /// Resume tokens minted so far.
-    minted: u64,
-    connections: Vec<ConnState>,
-    rooms: Vec<RoomState>,
-    realms: Vec<RealmState>,
+    pub(super) minted: u64,
+    pub(super) connections: Vec<ConnState>,
+    pub(super) rooms: Vec<RoomState>,
+    pub(super) realms: Vec<RealmState>,
 }
 
 /// Identity with plain fields (postcard is not self-describing).
 #[derive(Serialize, Deserialize)]
-struct IdentityState {
-    client_id: Option<String>,
-    rooms: Option<BTreeMap<String, Vec<RoomAction>>>,
-    expires_at: Option<u64>,
-    per: Option<PermissionClaim>,
-    dpv: Option<ProviderClaim>,
+pub(super) struct IdentityState {
+    pub(super) client_id: Option<String>,
+    pub(super) rooms: Option<BTreeMap<String, Vec<RoomAction>>>,
+    pub(super) expires_at: Option<u64>,
+    pub(super) per: Option<PermissionClaim>,
+    pub(super) dpv: Option<ProviderClaim>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct ConnState {
-    id: u64,
+pub(super) struct ConnState {
+    pub(super) id: u64,
     /// Its member id (another connection's, once it resumed one).
-    presence_id: String,
-    identity: Option<IdentityState>,
-    deadline: Option<u64>,
-    last_seen: u64,
-    idle_check: Option<u64>,
-    grace_until: Option<u64>,
-    resume_token: Option<String>,
-    rate: (u64, u64),
-    violations: (u64, u64),
-    rooms: Vec<String>,
+    pub(super) presence_id: String,
+    pub(super) identity: Option<IdentityState>,
+    pub(super) deadline: Option<u64>,
+    pub(super) last_seen: u64,
+    pub(super) idle_check: Option<u64>,
+    pub(super) grace_until: Option<u64>,
+    pub(super) resume_token: Option<String>,
+    pub(super) rate: (u64, u64),
+    pub(super) violations: (u64, u64),
+    pub(super) rooms: Vec<String>,
     /// (realm, event or none for objects, pattern)
-    realm_subs: Vec<(String, Option<String>, String)>,
+    pub(super) realm_subs: Vec<(String, Option<String>, String)>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct RoomState {
-    name: String,
-    joined: Vec<u64>,
+pub(super) struct RoomState {
+    pub(super) name: String,
+    pub(super) joined: Vec<u64>,
     /// (connection, clientId, data as JSON text)
-    members: Vec<(u64, String, Option<String>)>,
+    pub(super) members: Vec<(u64, String, Option<String>)>,
     /// (connection, event bits, per-client view)
-    presence_subs: Vec<(u64, u8, bool)>,
-    event_subs: Vec<(String, Vec<u64>)>,
+    pub(super) presence_subs: Vec<(u64, u8, bool)>,
+    pub(super) event_subs: Vec<(String, Vec<u64>)>,
     /// Presence seq, replay floor, and kept frames (seq, kind bit, per-client view, text).
-    seq: u64,
-    floor: u64,
-    replay: Vec<(u64, u8, bool, String)>,
+    pub(super) seq: u64,
+    pub(super) floor: u64,
+    pub(super) replay: Vec<(u64, u8, bool, String)>,
 }
 
 /// A room's open presence window (coalesce.rs), written after the state
@@ -125,17 +125,31 @@ struct RoomState {
 /// for byte those of builds without coalescing. (kind bit, client edge,
 /// time, member id, clientId, data as JSON text) per pending change.
 #[derive(Serialize, Deserialize)]
-struct WindowState {
+pub(super) struct WindowState {
     room: String,
     due: u64,
     events: Vec<(u8, bool, u64, String, String, Option<String>)>,
 }
 
+/// `room`'s open presence window, if one is open.
+pub(super) fn window_state(name: &str, r: &Room) -> Option<WindowState> {
+    let due = r.window.due?;
+    let events = r
+        .window
+        .pending()
+        .map(|e| {
+            let data = e.data.as_ref().map(|d| d.get().to_string());
+            (EventMask::of(e.kind).bits(), e.client_edge, e.at, e.id.to_string(), e.client_id.to_string(), data)
+        })
+        .collect();
+    Some(WindowState { room: name.to_string(), due, events })
+}
+
 #[derive(Serialize, Deserialize)]
-struct RealmState {
-    name: String,
+pub(super) struct RealmState {
+    pub(super) name: String,
     /// (id, data as JSON text, live providers)
-    objects: Vec<(String, Option<String>, u32)>,
+    pub(super) objects: Vec<(String, Option<String>, u32)>,
 }
 
 fn corrupt(why: impl fmt::Display) -> Error {
@@ -146,69 +160,59 @@ fn raw(text: Option<String>) -> Result<Option<Box<RawValue>>, Error> {
     text.map(|t| RawValue::from_string(t).map_err(corrupt)).transpose()
 }
 
+/// One connection as stored (its rooms by name; what it holds in each room
+/// is stored by the room, or by its record: see persist.rs).
+pub(super) fn conn_state(id: ConnectionId, c: &Connection) -> ConnState {
+    ConnState {
+        id: id.0,
+        presence_id: c.presence_id.to_string(),
+        last_seen: c.last_seen,
+        idle_check: c.idle_check,
+        grace_until: c.grace_until,
+        resume_token: c.resume_token.as_ref().map(|t| t.to_string()),
+        identity: c.identity.as_ref().map(|i| IdentityState {
+            client_id: i.client_id.clone(),
+            rooms: i.rooms.clone(),
+            expires_at: i.expires_at,
+            per: i.per.clone(),
+            dpv: i.dpv.clone(),
+        }),
+        deadline: c.deadline,
+        rate: c.rate.state(),
+        violations: c.violations.state(),
+        rooms: c.rooms.keys().cloned().collect(),
+        realm_subs: c.realm_subs.iter().map(|s| (s.realm.clone(), s.event.clone(), s.pattern.clone())).collect(),
+    }
+}
+
+pub(super) fn room_state(name: &str, r: &Room) -> RoomState {
+    RoomState {
+        name: name.to_string(),
+        joined: r.joined.iter().map(|c| c.0).collect(),
+        members: r
+            .members
+            .iter()
+            .map(|(c, m)| (c.0, m.client_id.to_string(), m.data.as_ref().map(|d| d.get().to_string())))
+            .collect(),
+        presence_subs: r.presence_subs.iter().map(|(c, s)| (c.0, s.events.bits(), s.view == View::Client)).collect(),
+        event_subs: r.event_subs.iter().map(|(e, conns)| (e.clone(), conns.iter().map(|c| c.0).collect())).collect(),
+        seq: r.log.seq,
+        floor: r.log.floor,
+        replay: r
+            .log
+            .buffer
+            .iter()
+            .map(|e| (e.seq, EventMask::of(e.kind).bits(), e.view == View::Client, e.payload.to_string()))
+            .collect(),
+    }
+}
+
 impl Engine {
     /// The whole state, encoded. See the module docs for the format.
     pub fn snapshot(&self) -> Vec<u8> {
-        let mut connections: Vec<ConnState> = self
-            .connections
-            .iter()
-            .map(|(id, c)| ConnState {
-                id: id.0,
-                presence_id: c.presence_id.to_string(),
-                last_seen: c.last_seen,
-                idle_check: c.idle_check,
-                grace_until: c.grace_until,
-                resume_token: c.resume_token.as_ref().map(|t| t.to_string()),
-                identity: c.identity.as_ref().map(|i| IdentityState {
-                    client_id: i.client_id.clone(),
-                    rooms: i.rooms.clone(),
-                    expires_at: i.expires_at,
-                    per: i.per.clone(),
-                    dpv: i.dpv.clone(),
-                }),
-                deadline: c.deadline,
-                rate: c.rate.state(),
-                violations: c.violations.state(),
-                rooms: c.rooms.keys().cloned().collect(),
-                realm_subs: c
-                    .realm_subs
-                    .iter()
-                    .map(|s| (s.realm.clone(), s.event.clone(), s.pattern.clone()))
-                    .collect(),
-            })
-            .collect();
+        let mut connections: Vec<ConnState> = self.connections.iter().map(|(id, c)| conn_state(*id, c)).collect();
         connections.sort_by_key(|c| c.id);
-        let mut rooms: Vec<RoomState> = self
-            .rooms
-            .iter()
-            .map(|(name, r)| RoomState {
-                name: name.clone(),
-                joined: r.joined.iter().map(|c| c.0).collect(),
-                members: r
-                    .members
-                    .iter()
-                    .map(|(c, m)| (c.0, m.client_id.to_string(), m.data.as_ref().map(|d| d.get().to_string())))
-                    .collect(),
-                presence_subs: r
-                    .presence_subs
-                    .iter()
-                    .map(|(c, s)| (c.0, s.events.bits(), s.view == View::Client))
-                    .collect(),
-                event_subs: r
-                    .event_subs
-                    .iter()
-                    .map(|(e, conns)| (e.clone(), conns.iter().map(|c| c.0).collect()))
-                    .collect(),
-                seq: r.log.seq,
-                floor: r.log.floor,
-                replay: r
-                    .log
-                    .buffer
-                    .iter()
-                    .map(|e| (e.seq, EventMask::of(e.kind).bits(), e.view == View::Client, e.payload.to_string()))
-                    .collect(),
-            })
-            .collect();
+        let mut rooms: Vec<RoomState> = self.rooms.iter().map(|(name, r)| room_state(name, r)).collect();
         rooms.sort_by(|a, b| a.name.cmp(&b.name));
         let mut realms: Vec<RealmState> = self
             .realms
@@ -236,29 +240,7 @@ impl Engine {
         out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
         // Encoding into a Vec cannot fail: every type here is plain data.
         out.extend(postcard::to_allocvec(&state).unwrap_or_default());
-        let mut windows: Vec<WindowState> = self
-            .rooms
-            .iter()
-            .filter_map(|(name, r)| {
-                let due = r.window.due?;
-                let events = r
-                    .window
-                    .pending()
-                    .map(|e| {
-                        let data = e.data.as_ref().map(|d| d.get().to_string());
-                        (
-                            EventMask::of(e.kind).bits(),
-                            e.client_edge,
-                            e.at,
-                            e.id.to_string(),
-                            e.client_id.to_string(),
-                            data,
-                        )
-                    })
-                    .collect();
-                Some(WindowState { room: name.clone(), due, events })
-            })
-            .collect();
+        let mut windows: Vec<WindowState> = self.rooms.iter().filter_map(|(name, r)| window_state(name, r)).collect();
         if !windows.is_empty() {
             windows.sort_by(|a, b| a.room.cmp(&b.room));
             out.extend(postcard::to_allocvec(&windows).unwrap_or_default());
@@ -282,6 +264,13 @@ impl Engine {
         let (state, rest): (State, &[u8]) = postcard::take_from_bytes(&bytes[8..]).map_err(corrupt)?;
         let windows: Vec<WindowState> =
             if rest.is_empty() { Vec::new() } else { postcard::from_bytes(rest).map_err(corrupt)? };
+        Engine::from_state(config, state, windows)
+    }
+
+    /// Rebuilds an engine from its decoded state (a snapshot's, or one
+    /// assembled from records by persist.rs) and its open presence windows,
+    /// checking that it is consistent.
+    pub(super) fn from_state(config: Config, state: State, windows: Vec<WindowState>) -> Result<Engine, Error> {
         let mut e = Engine::new(config)?;
         if state.app_id != e.config.app_id {
             return Err(Error::Snapshot(SnapshotError::Mismatch(format!(

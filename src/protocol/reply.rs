@@ -169,6 +169,15 @@ pub fn ack(reference: Option<&RawValue>, op: &str, body: AckBody<'_>) -> String 
     to_text(&Out::Ack { reference, op, body })
 }
 
+/// The application ping the SDK sends (no `ref`), and the ack the engine
+/// answers it with: a fixed pair, so a host may answer it without the
+/// engine (a Durable Object's `setWebSocketAutoResponse`).
+pub const PING: &str = r#"{"op":"ping"}"#;
+
+pub fn ping_ack() -> String {
+    ack(None, "ping", AckBody::default())
+}
+
 pub fn error(reference: Option<&RawValue>, code: ErrorCode, message: &str) -> String {
     to_text(&Out::Error { reference, code, message })
 }

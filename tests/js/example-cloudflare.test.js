@@ -51,6 +51,7 @@ before(async () => {
       { type: 'ESModule', path: `${ROOT}js/engine.js` },
       { type: 'ESModule', path: `${ROOT}js/errors.js` },
       { type: 'ESModule', path: `${ROOT}js/keys.js` },
+      { type: 'ESModule', path: `${ROOT}js/jwt.js` },
       { type: 'ESModule', path: `${ROOT}pkg/rollcall_wasm.js` },
       { type: 'CompiledWasm', path: `${ROOT}pkg/rollcall_wasm_bg.wasm` },
     ],
@@ -108,11 +109,22 @@ test('a WebSocket round trip through the example Worker and its Durable Object',
   await ok(carol, { op: 'room.join', room: 'lobby' });
   assert.deepEqual((await ok(carol, { op: 'presence.get', room: 'lobby' })).members, []);
 
-  alice.ws.terminate();
+  // A clean close leaves at once (a dropped socket would be held in grace first).
+  alice.ws.close(1000, 'bye');
   const leave = await bob.wait((f) => f.type === 'presence' && f.event === 'leave');
   assert.equal(leave.clientId, 'alice');
   bob.ws.terminate();
   carol.ws.terminate();
+});
+
+test('GET /counts answers through an RPC call on the object stub', { timeout: 10_000 }, async () => {
+  const dora = await connect('counted', 'dora');
+  await ok(dora, { op: 'room.join', room: 'counted' });
+  await ok(dora, { op: 'presence.join', room: 'counted', data: null });
+  const res = await mf.dispatchFetch('http://localhost/counts?room=counted');
+  assert.equal(res.status, 200);
+  assert.deepEqual(await res.json(), { connections: 1, members: 1, clients: 1, inGrace: 0 });
+  dora.ws.close(1000, 'bye');
 });
 
 test('a bad token is refused by the engine in the object (4001)', { timeout: 10_000 }, async () => {

@@ -12,7 +12,8 @@
 
 use rollcall::auth::jwt::Verifier;
 use rollcall::pattern::Pattern;
-use rollcall::{Close, Config, ConnectionId, Credentials, Engine, HostEvent, Identity, Limits, Output};
+use rollcall::protocol::reply;
+use rollcall::{Close, Config, ConnectionId, Credentials, Engine, HostEvent, Identity, Limits, Output, RecordKind};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
@@ -134,6 +135,37 @@ impl WasmEngine {
             return Err(JsError::new(&format!("BAD_SNAPSHOT: connection id {id} is past 2^53 - 1")));
         }
         Ok(WasmEngine { engine, verifier: None })
+    }
+
+    /// An engine rebuilt from change records (an array of Uint8Array, in
+    /// any order), with change tracking on (see the Rust `persist` docs).
+    pub fn import(config: JsValue, records: js_sys::Array) -> Result<WasmEngine, JsError> {
+        let mut bytes: Vec<Vec<u8>> = Vec::with_capacity(records.length() as usize);
+        for record in records.iter() {
+            if !record.is_instance_of::<js_sys::Uint8Array>() {
+                return Err(JsError::new("BAD_ARGUMENT: records are Uint8Arrays"));
+            }
+            bytes.push(js_sys::Uint8Array::new(&record).to_vec());
+        }
+        let engine = Engine::import(config_of(config)?, bytes.iter().map(Vec::as_slice)).map_err(js_err)?;
+        if let Some(id) = engine.connection_ids().into_iter().find(|c| c.0 > rollcall::time::MAX_TIME) {
+            return Err(JsError::new(&format!("BAD_SNAPSHOT: connection id {id} is past 2^53 - 1")));
+        }
+        Ok(WasmEngine { engine, verifier: None })
+    }
+
+    /// From now on every batch carries `changes`: the records it touched
+    /// (the first one: every record).
+    #[wasm_bindgen(js_name = trackChanges)]
+    pub fn track_changes(&mut self) {
+        self.engine.track_changes();
+    }
+
+    /// The application ping frame the SDK sends and the engine's exact
+    /// answer to it: `[request, response]`.
+    #[wasm_bindgen(js_name = pingFrames)]
+    pub fn ping_frames() -> Vec<String> {
+        vec![reply::PING.to_string(), reply::ping_ack()]
     }
 
     /// The whole state, versioned and compact.
@@ -308,6 +340,36 @@ impl WasmEngine {
         batch.wake_at = self.engine.poll_timeout().map(|t| t as f64);
         let out = to_js(&batch).unwrap_or_else(|_| js_sys::Object::new().into());
         let _ = js_sys::Reflect::set(&out, &JsValue::from_str("sends"), &sends);
+        if self.engine.is_tracking_changes() {
+            let _ = js_sys::Reflect::set(&out, &JsValue::from_str("changes"), &self.changes());
+        }
+        out
+    }
+
+    /// `[{ key, kind, connection?, lost?, value: Uint8Array | null }]`.
+    fn changes(&mut self) -> js_sys::Array {
+        let out = js_sys::Array::new();
+        for change in self.engine.take_changes() {
+            let c = js_sys::Object::new();
+            let set = |k: &str, v: &JsValue| {
+                let _ = js_sys::Reflect::set(&c, &JsValue::from_str(k), v);
+            };
+            set("key", &JsValue::from_str(&change.key));
+            let kind = match change.kind {
+                RecordKind::Meta => "meta",
+                RecordKind::Connection { id, lost } => {
+                    set("connection", &JsValue::from_f64(id.0 as f64));
+                    set("lost", &JsValue::from_bool(lost));
+                    "connection"
+                }
+                RecordKind::Room => "room",
+                RecordKind::Object => "object",
+            };
+            set("kind", &JsValue::from_str(kind));
+            let value = change.value.map_or(JsValue::NULL, |v| js_sys::Uint8Array::from(&v[..]).into());
+            set("value", &value);
+            out.push(&c);
+        }
         out
     }
 }

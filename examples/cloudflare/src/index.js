@@ -9,7 +9,7 @@ import { RollcallDurableObject, routeUpgrade } from 'rollcall/worker';
 
 /**
  * The Worker's bindings (wrangler.toml, secrets).
- * @typedef {{ JWT_SECRET?: string, AUTH_TIMEOUT_MS?: string, JWT_ISSUER?: string, PRESENCE: import('rollcall/worker').DurableObjectNamespaceLike }} Env
+ * @typedef {{ JWT_SECRET?: string, JWKS_URL?: string, AUTH_TIMEOUT_MS?: string, JWT_ISSUER?: string, PRESENCE: import('rollcall/worker').DurableObjectNamespaceLike }} Env
  */
 
 export class Presence extends RollcallDurableObject {
@@ -19,12 +19,24 @@ export class Presence extends RollcallDurableObject {
    * @returns {import('rollcall').EngineOptions}
    */
   engineOptions(env) {
-    if (!env.JWT_SECRET) throw new Error('JWT_SECRET is not set: wrangler secret put JWT_SECRET');
+    if (!env.JWT_SECRET && !env.JWKS_URL) throw new Error('set JWT_SECRET (wrangler secret put JWT_SECRET) or JWKS_URL');
     /** @type {import('rollcall').AuthOptions} */
-    const auth = { keys: [{ algorithm: 'HS256', secret: env.JWT_SECRET }] };
+    const auth = { keys: env.JWT_SECRET ? [{ algorithm: 'HS256', secret: env.JWT_SECRET }] : [] };
     if (env.AUTH_TIMEOUT_MS) auth.authTimeoutMs = Number(env.AUTH_TIMEOUT_MS);
     if (env.JWT_ISSUER) auth.issuers = [env.JWT_ISSUER];
     return { auth };
+  }
+
+  /**
+   * With JWKS_URL (your identity provider's key set: Auth0, Clerk, Supabase,
+   * Firebase, Cognito sign RS256/ES256), upgrade tokens are verified here
+   * with WebCrypto, keys fetched and cached, instead of in the wasm engine.
+   * @param {Env} env
+   * @returns {import('rollcall/worker').HostOptions}
+   */
+  hostOptions(env) {
+    if (!env.JWKS_URL) return {};
+    return { jwt: { jwksUrl: env.JWKS_URL, ...(env.JWT_ISSUER ? { issuers: [env.JWT_ISSUER] } : {}) } };
   }
 }
 
@@ -34,6 +46,11 @@ export default {
     const url = new URL(request.url);
     if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket') {
       if (url.pathname === '/') return new Response('rollcall presence: connect a WebSocket to /?room=<name>&token=<jwt>\n');
+      // A server method over RPC: the room's counts, without waking anyone's socket.
+      const room = url.searchParams.get('room');
+      if (url.pathname === '/counts' && room && room.length <= 256) {
+        return Response.json(await env.PRESENCE.get(env.PRESENCE.idFromName(room)).counts(room));
+      }
       return new Response('not found\n', { status: 404 });
     }
     // One object per room; a missing or overlong room name is refused.

@@ -14,7 +14,8 @@ export class Presence extends RollcallDurableObject {
   eventThrows = false;
 
   engineOptions(env) {
-    return { auth: { keys: [{ algorithm: 'HS256', secret: env.JWT_SECRET }] } };
+    // Containment, not grace: a dropped test socket goes at once.
+    return { auth: { keys: [{ algorithm: 'HS256', secret: env.JWT_SECRET }] }, leaveGraceMs: 0 };
   }
 
   credentials(request) {
