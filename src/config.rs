@@ -50,6 +50,19 @@ pub struct Config {
     /// Presence events kept per room for a resumed connection to catch up
     /// (beyond them it gets a `resync` snapshot). Default 64.
     pub replay_events: usize,
+    /// Cluster mode: this engine is one node of several sharing each room's
+    /// presence set through a store (see `engine/cluster.rs` and
+    /// `rollcall/redis`). `None`: one engine alone. Default `None`.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// Cluster mode's options.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This node's name, unique in the cluster: 1 to 64 bytes of
+    /// `[A-Za-z0-9_.-]`. Member ids become `appId:node:connection`.
+    pub node: String,
 }
 
 impl Default for Config {
@@ -68,6 +81,7 @@ impl Default for Config {
             resume_secret: None,
             epoch: 0,
             replay_events: 64,
+            cluster: None,
         }
     }
 }

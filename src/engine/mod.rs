@@ -2,6 +2,7 @@
 //! with [`Output`]s. See the crate docs for the run loop.
 
 mod budget;
+mod cluster;
 mod connection;
 mod grace;
 mod liveness;
@@ -35,6 +36,7 @@ use connection::{AuthState, Connection, JoinedRoom};
 use presence::not_joined;
 use room::Room;
 
+pub use cluster::{is_remote, REMOTE_BIT};
 pub use objects::{ObjectInfo, CONNECTION_STATUS_CHANGED};
 pub use output::{Close, ConnectionId, HostEvent, Output, Transmit};
 pub use realm::ConnectionStatus;
@@ -68,6 +70,9 @@ pub enum Credentials {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberInfo {
+    /// In cluster mode, a member of another node has a key with
+    /// [`REMOTE_BIT`] set here, serialised as `null`.
+    #[serde(serialize_with = "local_connection")]
     pub connection: ConnectionId,
     pub id: String,
     pub client_id: String,
@@ -85,7 +90,26 @@ pub struct MemberInfo {
 #[serde(rename_all = "camelCase")]
 pub struct ClientInfo {
     pub client_id: String,
+    /// In cluster mode, those of other nodes are serialised as `null`.
+    #[serde(serialize_with = "local_connections")]
     pub connections: Vec<ConnectionId>,
+}
+
+fn local_connection<S: serde::Serializer>(conn: &ConnectionId, s: S) -> Result<S::Ok, S::Error> {
+    if is_remote(*conn) {
+        s.serialize_none()
+    } else {
+        conn.serialize(s)
+    }
+}
+
+fn local_connections<S: serde::Serializer>(conns: &[ConnectionId], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(conns.len()))?;
+    for c in conns {
+        seq.serialize_element(&(!is_remote(*c)).then_some(*c))?;
+    }
+    seq.end()
 }
 
 /// Sizes of a room, each O(1) to read.
@@ -134,8 +158,11 @@ pub struct Engine {
     resume_tokens: HashMap<Arc<str>, ConnectionId>,
     /// Resume tokens minted so far (each one's HMAC input is unique).
     minted: u64,
-    /// Carried by every presence event and snapshot beside the room's seq.
+    /// Carried by every presence event and snapshot beside the room's seq
+    /// (in cluster mode, a room's own epoch from the store, once known).
     epoch: u64,
+    /// Keys handed to other nodes' members so far (cluster mode).
+    remote_keys: u64,
     outputs: VecDeque<Output>,
     /// Bytes charged against `limits.max_stored_bytes` (see `budget`).
     stored_bytes: usize,
@@ -179,6 +206,13 @@ impl Engine {
         let no_permissions =
             permissions::compile_permissions(&Default::default(), &mut permission_cache, &mut patterns)
                 .map_err(ConfigError::Permissions)?;
+        if let Some(cluster) = &config.cluster {
+            let node = &cluster.node;
+            let ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-');
+            if node.is_empty() || node.len() > 64 || !node.bytes().all(ok) {
+                return Err(ConfigError::ClusterNode(node.clone()).into());
+            }
+        }
         let epoch = config.epoch;
         Ok(Engine {
             config,
@@ -200,6 +234,7 @@ impl Engine {
             resume_tokens: HashMap::new(),
             minted: 0,
             epoch,
+            remote_keys: 0,
             outputs: VecDeque::new(),
             stored_bytes: 0,
         })
@@ -221,13 +256,19 @@ impl Engine {
         if self.connections.contains_key(&conn) {
             return Err(Error::DuplicateConnection(conn.0));
         }
+        if self.config.cluster.is_some() && is_remote(conn) {
+            return Err(Error::ReservedConnection(conn.0));
+        }
         let identity = match credentials {
             Credentials::Identity(identity) => Some(self.check_identity(identity)),
             Credentials::Invalid(why) => Some(Err(AuthError::BadIdentity(why))),
             Credentials::Token(token) => Some(self.verify(&token, now)),
             Credentials::None => None,
         };
-        let presence_id: Arc<str> = format!("{}:{}", self.config.app_id, conn.0).into();
+        let presence_id: Arc<str> = match self.cluster_node() {
+            Some(node) => format!("{}:{node}:{}", self.config.app_id, conn.0).into(),
+            None => format!("{}:{}", self.config.app_id, conn.0).into(),
+        };
         let none = Arc::clone(&self.no_permissions);
         self.connections.insert(conn, Connection::new(presence_id, none, &self.config.limits, now));
         let claims = match &identity {

@@ -113,4 +113,27 @@ pub enum HostEvent {
         id: String,
         status: ConnectionStatus,
     },
+    /// Cluster mode: a local presence change the store must order and
+    /// hand to every node (`op`: `join`, `update` or `leave`; `member`, the
+    /// member to store, for join and update). See `engine/cluster.rs`.
+    ClusterReplicate {
+        room: String,
+        op: &'static str,
+        id: String,
+        member: Option<String>,
+    },
+    /// Cluster mode: a local connection joined `room`, the first here:
+    /// follow its changes in the store and hand over its snapshot.
+    ClusterWatch {
+        room: String,
+    },
+    /// Cluster mode: the last local connection left `room`: stop following it.
+    ClusterUnwatch {
+        room: String,
+    },
+    /// Cluster mode: `room` missed changes (a gap in `seq`, another epoch,
+    /// a re-assert): hand over a fresh snapshot (`Engine::cluster_snapshot`).
+    ClusterResync {
+        room: String,
+    },
 }

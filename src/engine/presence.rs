@@ -100,7 +100,7 @@ impl Engine {
     ) -> OpResult {
         self.joined(conn, room)?;
         let rm = self.rooms.get(room).ok_or_else(not_joined)?;
-        let payload = reply::ack(r, "presence.get", snapshot(rm, view, self.epoch));
+        let payload = reply::ack(r, "presence.get", snapshot(rm, view, self.room_epoch(rm)));
         self.send(vec![conn], payload);
         Ok(())
     }
@@ -119,7 +119,12 @@ impl Engine {
             self.budget_allows_room(&room)?;
             let c = self.conn(conn)?;
             c.rooms.insert(room.clone(), JoinedRoom { actions, subscriptions: 0 });
-            self.rooms.entry(room.clone()).or_default().joined.insert(conn);
+            let rm = self.rooms.entry(room.clone()).or_default();
+            let first = rm.joined.is_empty();
+            rm.joined.insert(conn);
+            if first && self.config.cluster.is_some() {
+                self.event(HostEvent::ClusterWatch { room: room.clone() });
+            }
             self.event(HostEvent::RoomJoined { connection: conn, room });
         }
         self.ack(conn, r, "room.join", AckBody::default());
@@ -136,6 +141,9 @@ impl Engine {
             r.joined.remove(&conn);
             if r.is_empty() {
                 self.rooms.remove(room);
+                if self.config.cluster.is_some() {
+                    self.event(HostEvent::ClusterUnwatch { room: room.to_string() });
+                }
             }
         }
         if let Some(c) = self.connections.get_mut(&conn) {
@@ -173,6 +181,9 @@ impl Engine {
             ));
         }
         let max_members = limits.max_members_per_room;
+        if self.config.cluster.is_some() {
+            return self.cluster_presence_set(conn, r, op, room, data);
+        }
         let rm = self.rooms.get(room).ok_or_else(not_joined)?;
         let old = rm.members.get(&conn).map(|m| budget::entry_bytes(m.data.as_ref().map_or(0, |d| d.get().len())));
         if old.is_none() && rm.members.len() >= max_members {
@@ -202,6 +213,12 @@ impl Engine {
     }
 
     pub(super) fn remove_presence(&mut self, conn: ConnectionId, room: &str, now: Millis) {
+        if self.config.cluster.is_some() {
+            if let Some(data_len) = self.replicate_leave(conn, room) {
+                self.charge(0, budget::entry_bytes(data_len));
+            }
+            return;
+        }
         let Some(rm) = self.rooms.get_mut(room) else { return };
         let Some((member, last_of_client)) = rm.remove(conn) else { return };
         let (epoch, seq, cap) = (self.epoch, rm.log.next(), self.config.replay_events);
@@ -224,7 +241,8 @@ impl Engine {
         let rm = self.rooms.get_mut(room).ok_or_else(not_joined)?;
         rm.presence_subs.insert(conn, PresenceSub { events, view });
         // The snapshot goes out before any later change: no gap, no duplicate.
-        let payload = reply::ack(r, "presence.subscribe", snapshot(rm, view, self.epoch));
+        let epoch = rm.sync.epoch.unwrap_or(self.epoch);
+        let payload = reply::ack(r, "presence.subscribe", snapshot(rm, view, epoch));
         self.send(vec![conn], payload);
         Ok(())
     }
@@ -377,6 +395,30 @@ fn emit_presence(
     kind: PresenceKind,
     client_edge: bool,
     now: Millis,
+    numbered: (u64, u64),
+) -> [Option<Replayed>; 2] {
+    let kept = emit_frames(outputs, room_name, room, member, kind, client_edge, now, numbered);
+    let (room, client_id) = (room_name.to_string(), member.client_id.to_string());
+    let data = member.data.as_ref().map(|d| d.get().to_string());
+    outputs.push_back(Output::Event(match kind {
+        PresenceKind::Join => HostEvent::PresenceJoined { room, connection: conn, client_id, data },
+        PresenceKind::Update => HostEvent::PresenceUpdated { room, connection: conn, client_id, data },
+        PresenceKind::Leave => HostEvent::PresenceLeft { room, connection: conn, client_id },
+    }));
+    kept
+}
+
+/// The frames of one presence change, to the room's subscribers in each
+/// view it applies to (see `emit_presence`); returns them for replay.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn emit_frames(
+    outputs: &mut VecDeque<Output>,
+    room_name: &str,
+    room: &Room,
+    member: &Member,
+    kind: PresenceKind,
+    client_edge: bool,
+    now: Millis,
     (epoch, seq): (u64, u64),
 ) -> [Option<Replayed>; 2] {
     let timestamp = iso8601(now);
@@ -404,12 +446,5 @@ fn emit_presence(
         kept[i] = Some(Replayed { seq, kind, view, payload: Arc::clone(&payload) });
         outputs.push_back(Output::Send(Transmit { to, payload }));
     }
-    let (room, client_id) = (room_name.to_string(), member.client_id.to_string());
-    let data = member.data.as_ref().map(|d| d.get().to_string());
-    outputs.push_back(Output::Event(match kind {
-        PresenceKind::Join => HostEvent::PresenceJoined { room, connection: conn, client_id, data },
-        PresenceKind::Update => HostEvent::PresenceUpdated { room, connection: conn, client_id, data },
-        PresenceKind::Leave => HostEvent::PresenceLeft { room, connection: conn, client_id },
-    }));
     kept
 }

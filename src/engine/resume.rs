@@ -132,13 +132,14 @@ impl Engine {
         for name in c.rooms.keys() {
             let Some(rm) = self.rooms.get(name) else { continue };
             let Some(sub) = rm.presence_subs.get(&conn) else { continue };
+            let room_epoch = self.room_epoch(rm);
             let kept = match (epoch, since.get(name)) {
-                (Some(e), Some(&seq)) if e == self.epoch => rm.log.since(seq, sub.view, sub.events),
+                (Some(e), Some(&seq)) if e == room_epoch => rm.log.since(seq, sub.view, sub.events),
                 _ => None,
             };
             match kept {
                 Some(kept) => frames.extend(kept),
-                None => frames.push(reply::resync(name, snapshot(rm, sub.view, self.epoch)).into()),
+                None => frames.push(reply::resync(name, snapshot(rm, sub.view, room_epoch)).into()),
             }
         }
         for payload in frames {

@@ -46,6 +46,8 @@ pub(crate) struct Room {
     pub in_grace: BTreeSet<ConnectionId>,
     /// Presence sequence numbers and the replay buffer.
     pub log: super::sequence::RoomLog,
+    /// Cluster mode's state of the room (unused on one node).
+    pub sync: super::cluster::RoomSync,
 }
 
 impl Room {
@@ -102,6 +104,7 @@ impl Room {
         if self.joined.remove(&from) {
             self.joined.insert(to);
         }
+        self.sync.rename(from, to);
         self.in_grace.remove(&from);
         if let Some(member) = self.members.remove(&from) {
             if let Some(devices) = self.clients.get_mut(&member.client_id) {

@@ -170,9 +170,12 @@ impl Engine {
             .map(|(name, r)| RoomState {
                 name: name.clone(),
                 joined: r.joined.iter().map(|c| c.0).collect(),
+                // Other nodes' members (cluster mode) are the store's to
+                // hand back: a restored node resyncs its rooms.
                 members: r
                     .members
                     .iter()
+                    .filter(|(c, _)| !super::is_remote(**c))
                     .map(|(c, m)| (c.0, m.client_id.to_string(), m.data.as_ref().map(|d| d.get().to_string())))
                     .collect(),
                 presence_subs: r
