@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use common::{Host, T0};
 use rollcall::config::ClusterConfig;
+use rollcall::engine::is_remote;
 use rollcall::{Config, ConnectionId, Credentials, Engine, Error, HostEvent, Identity};
 use serde_json::{json, Value};
 
@@ -179,10 +180,10 @@ fn one_presence_set_and_one_order_across_nodes() {
     assert_eq!(snap["members"].as_array().unwrap().len(), 2);
     assert_eq!(snap["seq"], 3);
     assert_eq!(snap["epoch"], 1000);
-    // Remote members have no local connection id.
-    let members = serde_json::to_value(c.hosts[1].engine.members("lobby")).unwrap();
-    let locals: Vec<&Value> = members.as_array().unwrap().iter().map(|m| &m["connection"]).collect();
-    assert!(locals.contains(&&json!(null)) && locals.contains(&&json!(2)), "{members}");
+    // Remote members are keyed apart from local connections.
+    let keys: Vec<ConnectionId> = c.hosts[1].engine.members("lobby").into_iter().map(|m| m.connection).collect();
+    assert_eq!(keys.iter().filter(|k| is_remote(**k)).count(), 1);
+    assert!(keys.contains(&ConnectionId(2)));
     // Leaving on a: one leave everywhere.
     c.h(0).close(2);
     c.settle();

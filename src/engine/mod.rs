@@ -71,8 +71,7 @@ pub enum Credentials {
 #[serde(rename_all = "camelCase")]
 pub struct MemberInfo {
     /// In cluster mode, a member of another node has a key with
-    /// [`REMOTE_BIT`] set here, serialised as `null`.
-    #[serde(serialize_with = "local_connection")]
+    /// [`REMOTE_BIT`] set here (see [`is_remote`]).
     pub connection: ConnectionId,
     pub id: String,
     pub client_id: String,
@@ -90,26 +89,8 @@ pub struct MemberInfo {
 #[serde(rename_all = "camelCase")]
 pub struct ClientInfo {
     pub client_id: String,
-    /// In cluster mode, those of other nodes are serialised as `null`.
-    #[serde(serialize_with = "local_connections")]
+    /// In cluster mode, those of other nodes are keys with [`REMOTE_BIT`] set.
     pub connections: Vec<ConnectionId>,
-}
-
-fn local_connection<S: serde::Serializer>(conn: &ConnectionId, s: S) -> Result<S::Ok, S::Error> {
-    if is_remote(*conn) {
-        s.serialize_none()
-    } else {
-        conn.serialize(s)
-    }
-}
-
-fn local_connections<S: serde::Serializer>(conns: &[ConnectionId], s: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeSeq;
-    let mut seq = s.serialize_seq(Some(conns.len()))?;
-    for c in conns {
-        seq.serialize_element(&(!is_remote(*c)).then_some(*c))?;
-    }
-    seq.end()
 }
 
 /// Sizes of a room, each O(1) to read.

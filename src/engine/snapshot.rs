@@ -164,6 +164,7 @@ impl Engine {
             })
             .collect();
         connections.sort_by_key(|c| c.id);
+        let cluster = self.config.cluster.is_some();
         let mut rooms: Vec<RoomState> = self
             .rooms
             .iter()
@@ -175,7 +176,7 @@ impl Engine {
                 members: r
                     .members
                     .iter()
-                    .filter(|(c, _)| !super::is_remote(**c))
+                    .filter(|(c, _)| !(cluster && super::is_remote(**c)))
                     .map(|(c, m)| (c.0, m.client_id.to_string(), m.data.as_ref().map(|d| d.get().to_string())))
                     .collect(),
                 presence_subs: r

@@ -100,6 +100,42 @@ fn conn(id: f64) -> Result<ConnectionId, JsError> {
     integer(id, "connection id").map(ConnectionId)
 }
 
+/// A connection id, or `None` for a key of another node's member (cluster
+/// mode), which is past 2^53 and no connection of this host.
+fn local(conn: ConnectionId) -> Option<u64> {
+    (!rollcall::engine::is_remote(conn)).then_some(conn.0)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsMember {
+    connection: Option<u64>,
+    id: String,
+    client_id: String,
+    data: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    in_grace: bool,
+}
+
+impl From<rollcall::MemberInfo> for JsMember {
+    fn from(m: rollcall::MemberInfo) -> Self {
+        JsMember {
+            connection: local(m.connection),
+            id: m.id,
+            client_id: m.client_id,
+            data: m.data,
+            in_grace: m.in_grace,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsClient {
+    client_id: String,
+    connections: Vec<Option<u64>>,
+}
+
 #[wasm_bindgen]
 pub struct WasmEngine {
     engine: Engine,
@@ -228,12 +264,42 @@ impl WasmEngine {
         Ok(self.batch(Some(n)))
     }
 
-    pub fn members(&self, room: &str) -> Result<JsValue, JsError> {
-        to_js(&self.engine.members(room))
+    /// Cluster mode: a change of `room` the store ordered (its text as the
+    /// engine wrote it; see the Rust `Engine::cluster_apply`).
+    #[wasm_bindgen(js_name = clusterApply)]
+    pub fn cluster_apply(&mut self, room: &str, change: &str, now: f64) -> Result<JsValue, JsError> {
+        self.engine.cluster_apply(room, change, integer(now, "now")?).map_err(js_err)?;
+        Ok(self.batch(None))
     }
 
+    /// Cluster mode: the store's whole set of `room` (`Engine::cluster_snapshot`).
+    #[wasm_bindgen(js_name = clusterSnapshot)]
+    pub fn cluster_snapshot(&mut self, room: &str, snapshot: &str, now: f64) -> Result<JsValue, JsError> {
+        self.engine.cluster_snapshot(room, snapshot, integer(now, "now")?).map_err(js_err)?;
+        Ok(self.batch(None))
+    }
+
+    /// Cluster mode: this engine's own members of `room`, as stored.
+    #[wasm_bindgen(js_name = clusterLocalMembers)]
+    pub fn cluster_local_members(&self, room: &str) -> Vec<String> {
+        self.engine.cluster_local_members(room)
+    }
+
+    /// Members; one of another node (cluster mode) has `connection: null`.
+    pub fn members(&self, room: &str) -> Result<JsValue, JsError> {
+        let members: Vec<JsMember> = self.engine.members(room).into_iter().map(JsMember::from).collect();
+        to_js(&members)
+    }
+
+    /// Clients; connections of other nodes (cluster mode) are `null`.
     pub fn clients(&self, room: &str) -> Result<JsValue, JsError> {
-        to_js(&self.engine.clients(room))
+        let clients: Vec<JsClient> = self
+            .engine
+            .clients(room)
+            .into_iter()
+            .map(|c| JsClient { client_id: c.client_id, connections: c.connections.into_iter().map(local).collect() })
+            .collect();
+        to_js(&clients)
     }
 
     #[wasm_bindgen(js_name = roomCounts)]
