@@ -62,6 +62,8 @@ export class RedisCluster extends EventEmitter {
   #rooms = new Map();
   /** Rooms this node follows (subscribed or subscribing). */
   #watched = new Set();
+  /** room -> the epoch of its last snapshot. */
+  #epochs = new Map();
   /** Writes in flight, awaited by close(). */
   #pending = new Set();
   #listeners = [];
@@ -163,6 +165,7 @@ export class RedisCluster extends EventEmitter {
 
   #unwatch(room) {
     this.#watched.delete(room);
+    this.#epochs.delete(room);
     this.#chain(room, async () => {
       if (!this.#watched.has(room)) await this.#store.unsubscribe(this.#channel(room));
     }, `leaving ${room}`);
@@ -172,9 +175,24 @@ export class RedisCluster extends EventEmitter {
     this.#chain(room, () => this.#snapshot(room), `re-reading ${room}`);
   }
 
+  async #read(room) {
+    return this.#run(lua.SNAPSHOT, this.#roomKeys(room).slice(0, 2), []);
+  }
+
   async #snapshot(room) {
     if (!this.#watched.has(room)) return;
-    const [e, s, ...members] = await this.#run(lua.SNAPSHOT, this.#roomKeys(room).slice(0, 2), []);
+    let [e, s, ...members] = await this.#read(room);
+    const known = this.#epochs.get(room);
+    if (known != null && known !== e) {
+      // Redis lost the room (a restart, a failover): its new set fills up
+      // as the live nodes re-assert their members, each within a heartbeat
+      // of noticing. Read it once they have, so that subscribers get one
+      // resync rather than leaves and joins of members still on their way.
+      await new Promise((resolve) => setTimeout(resolve, this.#options.settleMs ?? 1.5 * this.#options.heartbeatMs));
+      if (!this.#watched.has(room)) return;
+      [e, s, ...members] = await this.#read(room);
+    }
+    this.#epochs.set(room, e);
     const text = `{"e":${Number(e)},"s":${Number(s)},"m":[${members.join(',')}]}`;
     this.#dispatch(() => this.#engine.clusterSnapshot(room, text, this.#options.clock()), `a snapshot of ${room}`);
   }
