@@ -13,12 +13,14 @@ export const SECRET = 'cluster-test-secret';
 export const clusterToken = (sub) => mintToken(SECRET, { sub, exp: Math.floor(Date.now() / 1000) + 3600 });
 
 /**
- * Forks one node; resolves once it listens. `events` collects what it
+ * Forks one node (`redisUrl` null: a plain single server, no cluster);
+ * resolves once it listens. `events` collects what it
  * reports ('reaped', 'healed', 'error').
  */
-export async function startNode(node, redisUrl, { heartbeatMs = 500, deadAfterMs = 2500, leaveGraceMs = 0 } = {}) {
-  const child = fork(NODE_SCRIPT, [JSON.stringify({ node, redisUrl, secret: SECRET, heartbeatMs, deadAfterMs, leaveGraceMs })], {
+export async function startNode(node, redisUrl, { heartbeatMs = 500, deadAfterMs = 2500, leaveGraceMs = 0, limits, execArgv } = {}) {
+  const child = fork(NODE_SCRIPT, [JSON.stringify({ node, redisUrl, secret: SECRET, heartbeatMs, deadAfterMs, leaveGraceMs, limits })], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    execArgv,
   });
   const events = [];
   const replies = new Map();
