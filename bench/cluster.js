@@ -167,10 +167,6 @@ async function main() {
   say(`latency cluster, cross node: p50 ${ms(cross.p50)} ms  p99 ${ms(cross.p99)} ms  (n=${cross.n})`);
   say(`  cross/same p50 ratio ${(cross.p50 / same.p50).toFixed(2)}, cluster same/no-Redis p50 ratio ${(same.p50 / base.p50).toFixed(2)}`);
 
-  const tpOne = await throughput([n1.url], 'tp1');
-  const tpTwo = await throughput([n1.url, n2.url], 'tp2');
-  say(`deliveries/s (closed loop, ${CLIENTS} members+subscribers in one room): no Redis 1 process ${Math.round(tpSingle)}, cluster 1 node ${Math.round(tpOne)}, cluster 2 nodes ${Math.round(tpTwo)}`);
-
   // 3: Redis work per presence update (two nodes watching the room).
   const info = await redisInfo(redis.url);
   const watcher = await client(n2.url, 'cost-w', 'cost', { member: false });
@@ -196,6 +192,17 @@ async function main() {
   await info.close();
   await n1.close();
   await n2.close();
+
+  // 2, on fresh nodes.
+  {
+    const n1 = await startNode('t1', redis.url, OPEN);
+    const n2 = await startNode('t2', redis.url, OPEN);
+    const tpOne = await throughput([n1.url], 'tp1');
+    const tpTwo = await throughput([n1.url, n2.url], 'tp2');
+    say(`deliveries/s (closed loop, ${CLIENTS} members+subscribers in one room): no Redis 1 process ${Math.round(tpSingle)}, cluster 1 node ${Math.round(tpOne)}, cluster 2 nodes ${Math.round(tpTwo)}`);
+    await n1.close();
+    await n2.close();
+  }
 
   // 4: heal time after SIGKILL with the defaults.
   const d1 = await startNode('d1', redis.url, CLUSTER_DEFAULTS);
