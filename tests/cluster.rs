@@ -15,7 +15,13 @@ use rollcall::{Config, ConnectionId, Credentials, Engine, Error, HostEvent, Iden
 use serde_json::{json, Value};
 
 fn node_config(node: &str) -> Config {
-    Config { cluster: Some(ClusterConfig { node: node.into() }), ..Config::default() }
+    let resume_secret = Some(format!("resume-secret-{node}"));
+    Config {
+        cluster: Some(ClusterConfig { node: node.into() }),
+        resume_secret,
+        idle_timeout_ms: 0,
+        ..Config::default()
+    }
 }
 
 /// What rollcall/redis keeps per room: epoch, seq, members by id.
@@ -36,6 +42,8 @@ struct Cluster {
     published: Vec<(String, String)>,
     /// Changes not handed to host `i` yet (a network that is slow for it).
     held_back: Option<usize>,
+    /// Resume tokens recorded as resumable: token -> host.
+    resumable: BTreeMap<String, usize>,
 }
 
 impl Cluster {
@@ -48,6 +56,7 @@ impl Cluster {
             watching: vec![BTreeSet::new(); nodes.len()],
             published: Vec::new(),
             held_back: None,
+            resumable: BTreeMap::new(),
         }
     }
 
@@ -62,7 +71,13 @@ impl Cluster {
     fn write(&mut self, room: &str, op: &str, id: &str, member: Option<&str>, t: u64) {
         let r = self.rooms.entry(room.to_string()).or_default();
         let (op, stored) = match member {
+            Some(m) if op == "adopt" && r.members.contains_key(id) => {
+                // Re-owned by the resuming node: no event.
+                r.members.insert(id.to_string(), m.to_string());
+                return;
+            }
             Some(m) => {
+                let op = if op == "adopt" { "join" } else { op };
                 let op = if r.members.contains_key(id) { "update" } else { op };
                 r.members.insert(id.to_string(), m.to_string());
                 (op, m.to_string())
@@ -113,6 +128,21 @@ impl Cluster {
                         }
                         HostEvent::ClusterUnwatch { room } => {
                             self.watching[i].remove(&room);
+                        }
+                        HostEvent::ClusterResumable { token, .. } => {
+                            self.resumable.insert(token, i);
+                        }
+                        HostEvent::ClusterResumeClaim { connection, token } => {
+                            // The claim script: one claimer wins, then the owner hands over.
+                            let state = self.resumable.remove(&token).and_then(|owner| {
+                                let h = &mut self.hosts[owner];
+                                let state = h.engine.cluster_handover(&token, h.now);
+                                h.pump();
+                                state
+                            });
+                            let h = &mut self.hosts[i];
+                            h.engine.cluster_resume(connection, state.as_deref(), now).expect("a valid handover");
+                            h.pump();
                         }
                         _ => continue,
                     }
@@ -335,4 +365,58 @@ fn cluster_options_are_checked_and_ids_reserved() {
     assert!(!h.events.iter().any(|e| matches!(e, HostEvent::ClusterWatch { .. } | HostEvent::ClusterReplicate { .. })));
     assert_eq!(h.engine.members("r")[0].id, "rollcall:1");
     assert!(h.engine.cluster_apply("r", "{}", T0).is_err());
+}
+
+#[test]
+fn a_client_resumes_on_another_node_with_no_event_at_observers() {
+    let mut c = Cluster::new(&["a", "b"]);
+    for i in 0..2 {
+        c.h(i).open_as(1, "watcher");
+        c.h(i).join(1, "r");
+        c.h(i).ok(1, json!({"op": "presence.subscribe", "room": "r"}));
+    }
+    let token = c.h(0).open_for_token(2, "alice");
+    c.h(0).join(2, "r");
+    c.h(0).enter(2, "r", json!({"on": "phone"}));
+    c.h(0).ok(2, json!({"op": "presence.subscribe", "room": "r"}));
+    c.settle();
+    let before: Vec<Vec<String>> = (0..2).map(|i| c.ids(i, "r")).collect();
+    for i in 0..2 {
+        c.h(i).take(1);
+    }
+    c.h(0).lose(2);
+    c.settle();
+    // alice comes back through another node, within her grace.
+    c.h(1).open_as(7, "alice");
+    c.h(1).send_raw(7, &json!({"op": "resume", "ref": 1, "token": token}).to_string());
+    c.settle();
+    let frames = c.h(1).take(7);
+    let ack = frames.iter().find(|f| f["type"] == "ack").expect("a resume ack");
+    assert_eq!((ack["op"].as_str(), ack["id"].as_str()), (Some("resume"), Some("rollcall:a:2")));
+    assert!(frames.iter().any(|f| f["type"] == "resync"), "she gets the set as it is: {frames:?}");
+    // Nobody saw anything; the set is the same; she is b's member now.
+    for i in 0..2 {
+        assert_eq!(c.h(i).take(1), Vec::<Value>::new(), "observers on node {i}");
+        assert_eq!(c.ids(i, "r"), before[i]);
+    }
+    assert!(c.hosts[1].engine.members("r").iter().any(|m| m.connection == ConnectionId(7)));
+    assert!(c.hosts[0].engine.members("r").iter().all(|m| m.connection != ConnectionId(2)));
+    assert_eq!(c.hosts[0].engine.connection_count(), 1, "node a forgot her old connection");
+    // Her grace on a ends with nothing; her later changes come from b.
+    c.h(0).advance(60_000);
+    c.settle();
+    assert_eq!(c.h(1).take(1), Vec::<Value>::new());
+    c.h(1).ok(7, json!({"op": "presence.update", "room": "r", "data": {"on": "laptop"}}));
+    c.h(1).close(7);
+    c.settle();
+    for i in 0..2 {
+        let events: Vec<String> = presence_events(&c.h(i).take(1)).into_iter().map(|e| e.0).collect();
+        assert_eq!(events, vec!["update", "leave"]);
+    }
+    // A token nobody holds: RESUME_FAILED, as on one node.
+    c.h(1).open_as(8, "alice");
+    c.h(1).send_raw(8, &json!({"op": "resume", "ref": 2, "token": token}).to_string());
+    c.settle();
+    let refused = c.h(1).take_type(8, "error");
+    assert_eq!((refused[0]["code"].as_str(), refused[0]["ref"].as_u64()), (Some("RESUME_FAILED"), Some(2)));
 }

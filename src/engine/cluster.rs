@@ -65,12 +65,12 @@ pub fn is_remote(conn: ConnectionId) -> bool {
 /// A member as stored in the cluster's store.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct WireMember {
-    id: Arc<str>,
-    c: Arc<str>,
+pub(crate) struct WireMember {
+    pub id: Arc<str>,
+    pub c: Arc<str>,
     #[serde(default)]
-    d: Option<Box<RawValue>>,
-    n: String,
+    pub d: Option<Box<RawValue>>,
+    pub n: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,10 +106,10 @@ struct Snapshot {
 /// A local connection's member, as this engine asked the store to hold it.
 #[derive(Debug)]
 pub(crate) struct LocalMember {
-    id: Arc<str>,
+    pub id: Arc<str>,
     /// The member as stored (wire format).
-    wire: String,
-    data_len: usize,
+    pub wire: String,
+    pub data_len: usize,
 }
 
 /// A room's cluster state (empty and unused on a single node).
@@ -122,11 +122,11 @@ pub(crate) struct RoomSync {
     /// Changes ahead of `log.seq + 1` (or before the first snapshot).
     held: BTreeMap<u64, Change>,
     /// Member id -> its key in `Room::members`.
-    keys: HashMap<Arc<str>, ConnectionId>,
+    pub keys: HashMap<Arc<str>, ConnectionId>,
     /// Local connections that are members as far as the store is told.
-    local: BTreeMap<ConnectionId, LocalMember>,
+    pub local: BTreeMap<ConnectionId, LocalMember>,
     /// Member id -> local connection, for those.
-    local_ids: HashMap<Arc<str>, ConnectionId>,
+    pub local_ids: HashMap<Arc<str>, ConnectionId>,
 }
 
 impl RoomSync {
@@ -406,7 +406,7 @@ impl Engine {
     }
 }
 
-fn remote_key(next: &mut u64) -> ConnectionId {
+pub(crate) fn remote_key(next: &mut u64) -> ConnectionId {
     *next += 1;
     ConnectionId(REMOTE_BIT | (*next & !REMOTE_BIT))
 }

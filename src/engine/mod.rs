@@ -3,6 +3,7 @@
 
 mod budget;
 mod cluster;
+mod cluster_resume;
 mod connection;
 mod grace;
 mod liveness;
@@ -144,6 +145,8 @@ pub struct Engine {
     epoch: u64,
     /// Keys handed to other nodes' members so far (cluster mode).
     remote_keys: u64,
+    /// `resume`s waiting for a claim on another node (cluster mode).
+    pending_resumes: HashMap<ConnectionId, cluster_resume::PendingResume>,
     outputs: VecDeque<Output>,
     /// Bytes charged against `limits.max_stored_bytes` (see `budget`).
     stored_bytes: usize,
@@ -216,6 +219,7 @@ impl Engine {
             minted: 0,
             epoch,
             remote_keys: 0,
+            pending_resumes: HashMap::new(),
             outputs: VecDeque::new(),
             stored_bytes: 0,
         })
@@ -645,6 +649,7 @@ impl Engine {
     /// rooms, subscriptions and provider role are gone or handed over.
     fn forget(&mut self, conn: ConnectionId) {
         self.set_deadline(conn, None);
+        self.pending_resumes.remove(&conn);
         let Some(c) = self.connections.remove(&conn) else { return };
         self.charge(0, c.charged);
         if let Some(at) = c.idle_check {
