@@ -34,7 +34,7 @@ end
 
 /**
  * One local change. KEYS: members, meta, log, the node's room SET.
- * ARGV: op (join|update|leave), member id, member text ('' for leave),
+ * ARGV: op (join|update|leave|adopt), member id, member text ('' for leave),
  * channel, time (ms, the origin's clock, for the event's timestamp),
  * room, stream max length. Returns the change, or nil when a leave finds
  * nothing to remove.
@@ -42,6 +42,15 @@ end
 export const CHANGE = `${EPOCH}
 local op, id, member = ARGV[1], ARGV[2], ARGV[3]
 local e = epoch(KEYS[2])
+if op == 'adopt' then
+  -- A member resumed on this node: re-owned, no event (if it is still there).
+  if redis.call('HEXISTS', KEYS[1], id) == 1 then
+    redis.call('HSET', KEYS[1], id, member)
+    redis.call('SADD', KEYS[4], ARGV[6])
+    return false
+  end
+  op = 'join'
+end
 if op == 'leave' then
   member = redis.call('HGET', KEYS[1], id)
   if not member then return false end
@@ -164,3 +173,19 @@ return 1
 
 /** The node's rooms (to reap them). KEYS: the node's room SET. */
 export const ROOMS = `return redis.call('SMEMBERS', KEYS[1])`;
+
+/** A connection in grace is resumable: KEYS: its resume key. ARGV: node, ms left. */
+export const RESUMABLE = `
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+`;
+
+/** Claims a resume token, once: returns the node that holds it, and forgets it. KEYS: its resume key. */
+export const CLAIM = `
+local node = redis.call('GET', KEYS[1])
+if node then redis.call('DEL', KEYS[1]) end
+return node
+`;
+
+/** KEYS: a channel. ARGV: the message. */
+export const PUBLISH = `return redis.call('PUBLISH', KEYS[1], ARGV[1])`;

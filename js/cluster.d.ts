@@ -40,6 +40,8 @@ export interface ClusterOptions {
   settleMs?: number;
   /** Changes kept per room in its Redis stream (MAXLEN ~). Default 1000. */
   streamMaxLen?: number;
+  /** How long a node waits for another to hand over a connection a client resumes here, ms. Default 5000. */
+  handoverTimeoutMs?: number;
   /** Connection errors of the node-redis client built here (it reconnects by itself). Default: ignored. */
   onRedisError?: (err: unknown) => void;
   /** The host clock for event timestamps. Default Date.now. */
@@ -52,6 +54,7 @@ export declare const CLUSTER_DEFAULTS: Readonly<{
   deadAfterMs: 15000;
   reapLockMs: 30000;
   streamMaxLen: 1000;
+  handoverTimeoutMs: 5000;
 }>;
 
 /** The longest time from a node's death to its members' leaves elsewhere: deadAfterMs + heartbeatMs (20 000 ms by default). */

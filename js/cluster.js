@@ -23,6 +23,7 @@
 // heartbeat that finds this node unknown to Redis (Redis lost its state,
 // or this node was reaped while paused), the node re-asserts its members
 // (REASSERT: a `resync`, no leave/join storm) and re-reads its rooms.
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostError } from './engine.js';
 import * as lua from './cluster-lua.js';
@@ -37,6 +38,7 @@ export const CLUSTER_DEFAULTS = Object.freeze({
   deadAfterMs: 15_000,
   reapLockMs: 30_000,
   streamMaxLen: 1000,
+  handoverTimeoutMs: 5000,
 });
 
 /**
@@ -69,6 +71,9 @@ export class RedisCluster extends EventEmitter {
   #listeners = [];
   #closed = false;
   #beaten = false;
+  /** Handover requests this node sent: id -> resolve(state). */
+  #handovers = new Map();
+  #nextHandover = 1;
 
   constructor(server, store, options) {
     super();
@@ -96,6 +101,16 @@ export class RedisCluster extends EventEmitter {
     return `${this.#options.prefix}:{${room}}`;
   }
 
+  /** This node's own channel: resume handovers. */
+  #nodeChannel(node) {
+    return `${this.#options.prefix}:node:${node}`;
+  }
+
+  #resumeKey(token) {
+    // The token is a secret: Redis holds its hash only.
+    return `${this.#options.prefix}:resume:${createHash('sha256').update(token).digest('hex')}`;
+  }
+
   #nodes() {
     return `${this.#options.prefix}:nodes`;
   }
@@ -113,7 +128,10 @@ export class RedisCluster extends EventEmitter {
     on('clusterWatch', (e) => this.#watch(e.room));
     on('clusterUnwatch', (e) => this.#unwatch(e.room));
     on('clusterResync', (e) => this.#resync(e.room));
+    on('clusterResumable', (e) => this.#resumable(e));
+    on('clusterResumeClaim', (e) => this.#claim(e));
     this.#store.onReconnect(() => this.#heal());
+    await this.#store.subscribe(this.#nodeChannel(this.#node), (message) => this.#onNodeMessage(message));
     await this.#beat();
     for (const room of this.#engine.roomNames) this.#watch(room);
     this.#timer = setInterval(() => this.#tick(), this.#options.heartbeatMs);
@@ -141,6 +159,56 @@ export class RedisCluster extends EventEmitter {
   #replicate({ room, op, id, member }) {
     const args = [op, id, member ?? '', this.#channel(room), this.#options.clock(), room, this.#options.streamMaxLen];
     this.#track(this.#run(lua.CHANGE, [...this.#roomKeys(room), this.#nodeRooms(this.#node)], args), `replicating a ${op} in ${room}`);
+  }
+
+  /** A connection in grace: resumable on another node until its grace ends. */
+  #resumable({ token, graceUntil }) {
+    const ttl = Math.max(1, Math.round(graceUntil - this.#options.clock()));
+    this.#track(this.#run(lua.RESUMABLE, [this.#resumeKey(token)], [this.#node, ttl]), 'recording a resume token');
+  }
+
+  /** A `resume` with a token this node does not know: claim it, fetch the state from its node. */
+  #claim({ connection, token }) {
+    const work = async () => {
+      let state = null;
+      const owner = await this.#run(lua.CLAIM, [this.#resumeKey(token)], []);
+      if (owner && owner !== this.#node) {
+        const id = this.#nextHandover++;
+        state = await new Promise((resolve) => {
+          const timer = setTimeout(() => resolve(null), this.#options.handoverTimeoutMs);
+          this.#handovers.set(id, (s) => {
+            clearTimeout(timer);
+            resolve(s);
+          });
+          const request = JSON.stringify({ op: 'handover', id, token, from: this.#node });
+          this.#run(lua.PUBLISH, [this.#nodeChannel(owner)], [request]).catch(() => resolve(null));
+        });
+        this.#handovers.delete(id);
+      }
+      this.#dispatch(() => this.#engine.clusterResume(connection, state, this.#options.clock()), 'a resume');
+    };
+    this.#track(work(), 'claiming a resume');
+  }
+
+  #onNodeMessage(message) {
+    let m;
+    try {
+      m = JSON.parse(message);
+    } catch {
+      return;
+    }
+    if (m.op === 'state') {
+      this.#handovers.get(m.id)?.(m.state ?? null);
+    } else if (m.op === 'handover' && typeof m.token === 'string' && typeof m.from === 'string') {
+      let state = null;
+      this.#dispatch(() => {
+        const batch = this.#engine.clusterHandover(m.token, this.#options.clock());
+        state = batch.state;
+        return batch;
+      }, 'a handover');
+      const reply = JSON.stringify({ op: 'state', id: m.id, state });
+      this.#track(this.#run(lua.PUBLISH, [this.#nodeChannel(m.from)], [reply]), 'answering a handover');
+    }
   }
 
   /** Runs `fn` after the room's earlier (un)subscriptions and snapshots. */

@@ -218,6 +218,16 @@ export class Engine {
     return withData(this.#call((w) => w.clusterSnapshot(room, snapshot, now)));
   }
 
+  /** Cluster mode: hands over the connection holding resume `token`; `batch.state` is the text for `clusterResume` elsewhere, or null. */
+  clusterHandover(token, now = Date.now()) {
+    return withData(this.#call((w) => w.clusterHandover(token, now)));
+  }
+
+  /** Cluster mode: the claimed state (or null: claim failed) for a `resume` pending on connection `id`. */
+  clusterResume(id, state, now = Date.now()) {
+    return withData(this.#call((w) => w.clusterResume(connectionId(id), state ?? undefined, now)));
+  }
+
   /** Cluster mode: this node's own members of `room`, as the texts to store (to re-assert them). */
   clusterLocalMembers(room) {
     return this.#call((w) => w.clusterLocalMembers(room));

@@ -207,11 +207,15 @@ export type HostEvent =
   | { type: 'presenceLeft'; room: string; connection: number; clientId: string }
   | { type: 'objectStatusChanged'; realm: string; id: string; status: ConnectionStatus }
   /** Cluster mode: a local presence change for the store to order (`member`: the text to store; null for a leave). */
-  | { type: 'clusterReplicate'; room: string; op: 'join' | 'update' | 'leave'; id: string; member: string | null }
+  | { type: 'clusterReplicate'; room: string; op: 'join' | 'update' | 'leave' | 'adopt'; id: string; member: string | null }
   /** Cluster mode: the first local connection joined `room`: follow it, hand over its snapshot. */
   | { type: 'clusterWatch'; room: string }
   /** Cluster mode: the last local connection left `room`: stop following it. */
   | { type: 'clusterUnwatch'; room: string }
+  /** Cluster mode: a connection in grace is resumable elsewhere with `token` until `graceUntil`. */
+  | { type: 'clusterResumable'; connection: number; token: string; graceUntil: number }
+  /** Cluster mode: `resume` with a token this node does not know: claim it, then `clusterResume`. */
+  | { type: 'clusterResumeClaim'; connection: number; token: string }
   /** Cluster mode: `room` missed changes: hand over a fresh snapshot. */
   | { type: 'clusterResync'; room: string };
 
@@ -348,6 +352,10 @@ export declare class Engine {
   clusterApply(room: string, change: string, now?: number): Batch;
   /** Cluster mode: the store's whole set of `room`, as text. */
   clusterSnapshot(room: string, snapshot: string, now?: number): Batch;
+  /** Cluster mode: hands over the connection holding resume `token`; `state` is for `clusterResume` on the claiming node. */
+  clusterHandover(token: string, now?: number): Batch & { state: string | null };
+  /** Cluster mode: the claimed state (null: the claim failed) for a `resume` pending on connection `id`. */
+  clusterResume(id: number, state: string | null, now?: number): Batch;
   /** Cluster mode: this node's own members of `room`, as the texts to store. */
   clusterLocalMembers(room: string): string[];
   members(room: string): MemberInfo[];

@@ -13,6 +13,8 @@ import { startNode, clusterToken } from './cluster/harness.js';
 
 const HEARTBEAT = 500;
 const DEAD_AFTER = 2500;
+/** Lost connections keep their place for 15 s (the default), for a resume on another node. */
+const NODE_OPTIONS = { heartbeatMs: HEARTBEAT, deadAfterMs: DEAD_AFTER, leaveGraceMs: 15_000 };
 const BOUND = healBoundMs({ heartbeatMs: HEARTBEAT, deadAfterMs: DEAD_AFTER });
 /** Slack over the bound for a loaded machine (process scheduling, Redis round trips). */
 const SLACK = 7000;
@@ -24,7 +26,7 @@ const sockets = [];
 
 before(async () => {
   redis = await startRedis();
-  for (const name of ['n1', 'n2', 'n3']) nodes.push(await startNode(name, redis.url, { heartbeatMs: HEARTBEAT, deadAfterMs: DEAD_AFTER }));
+  for (const name of ['n1', 'n2', 'n3']) nodes.push(await startNode(name, redis.url, NODE_OPTIONS));
 });
 
 after(async () => {
@@ -173,6 +175,44 @@ test('Redis restarted (its state lost) mid-run: no ghost, no duplicate, subscrib
   for (const c of stays) c.close();
 });
 
+test('a client resumes on another node within its grace: zero events at observers', async () => {
+  const room = 'resume';
+  const observers = [];
+  for (const node of nodes) {
+    const o = await raw(node, `o-${node.node}`);
+    await o.request({ op: 'room.join', room });
+    await o.request({ op: 'presence.subscribe', room });
+    observers.push(o);
+  }
+  const phone = await raw(nodes[0], 'rita');
+  const { resumeToken, id } = phone.frames.find((f) => f.type === 'welcome');
+  await phone.request({ op: 'room.join', room });
+  await phone.request({ op: 'presence.subscribe', room });
+  await phone.request({ op: 'presence.join', room, data: { on: 'phone' } });
+  for (const o of observers) await o.wait((f) => f.type === 'presence' && f.event === 'join', 15_000);
+  const seen = observers.map((o) => presence(o, room).length);
+  phone.ws.terminate(); // no close frame: lost, in grace on n1
+  await until(async () => (await nodes[0].view(room)).members.some((m) => m.inGrace), 15_000);
+  // Back through another node (a load balancer picked n2).
+  const laptop = await raw(nodes[1], 'rita');
+  const ack = await laptop.request({ op: 'resume', token: resumeToken });
+  assert.equal(ack.type, 'ack', JSON.stringify(ack));
+  assert.equal(ack.id, id, 'the same member id');
+  await new Promise((r) => setTimeout(r, 500));
+  observers.forEach((o, i) => assert.equal(presence(o, room).length, seen[i], `no event at the observer on ${nodes[i].node}`));
+  const views = await Promise.all(nodes.map((n) => n.view(room)));
+  for (const v of views) assert.deepEqual(v.members.map((m) => [m.id, m.clientId, m.data, m.inGrace ?? false]), [[id, 'rita', { on: 'phone' }, false]]);
+  assert.equal(views[1].members[0].connection != null, true, 'n2 holds her now');
+  assert.equal(views[0].members[0].connection, null, 'n1 shows her as another node\'s');
+  // Later changes come from n2, once each, and her grace on n1 never ends in a leave.
+  await laptop.request({ op: 'presence.update', room, data: { on: 'laptop' } });
+  laptop.ws.close();
+  for (const o of observers) await o.wait((f) => f.type === 'presence' && f.event === 'leave', 15_000);
+  observers.forEach((o, i) => {
+    assert.deepEqual(presence(o, room).slice(seen[i]).map((f) => f.event), ['update', 'leave']);
+  });
+});
+
 test('a graceful shutdown leaves at once, on every node', async () => {
   const room = 'graceful';
   const w1 = await watch(nodes[0], room);
@@ -186,7 +226,7 @@ test('a graceful shutdown leaves at once, on every node', async () => {
   await new Promise((r) => setTimeout(r, DEAD_AFTER + 2 * HEARTBEAT));
   const reaped = nodes.slice(0, 2).flatMap((n) => n.events.filter((e) => e.event === 'reaped' && e.node === 'n3'));
   assert.deepEqual(reaped, []);
-  nodes[2] = await startNode('n3', redis.url, { heartbeatMs: HEARTBEAT, deadAfterMs: DEAD_AFTER });
+  nodes[2] = await startNode('n3', redis.url, NODE_OPTIONS);
 });
 
 test('SIGKILL of a node: exactly one leave per lost member everywhere, within the bound', async () => {

@@ -279,6 +279,27 @@ impl WasmEngine {
         Ok(self.batch(None))
     }
 
+    /// Cluster mode: hands over the connection whose resume token is
+    /// `token` (`Engine::cluster_handover`): a batch whose `state` is the
+    /// text for `clusterResume` on the claiming node, or null.
+    #[wasm_bindgen(js_name = clusterHandover)]
+    pub fn cluster_handover(&mut self, token: &str, now: f64) -> Result<JsValue, JsError> {
+        let state = self.engine.cluster_handover(token, integer(now, "now")?);
+        let out = self.batch(None);
+        let state = state.map_or(JsValue::NULL, |s| JsValue::from_str(&s));
+        let _ = js_sys::Reflect::set(&out, &JsValue::from_str("state"), &state);
+        Ok(out)
+    }
+
+    /// Cluster mode: the claimed state for a pending `resume` on `id`, or
+    /// null when the claim failed (`Engine::cluster_resume`).
+    #[wasm_bindgen(js_name = clusterResume)]
+    pub fn cluster_resume(&mut self, id: f64, state: Option<String>, now: f64) -> Result<JsValue, JsError> {
+        let (id, now) = (conn(id)?, integer(now, "now")?);
+        self.engine.cluster_resume(id, state.as_deref(), now).map_err(js_err)?;
+        Ok(self.batch(None))
+    }
+
     /// Cluster mode: this engine's own members of `room`, as stored.
     #[wasm_bindgen(js_name = clusterLocalMembers)]
     pub fn cluster_local_members(&self, room: &str) -> Vec<String> {
