@@ -15,7 +15,12 @@
 // - clusterReplicate: one CHANGE script (state, seq, stream, PUBLISH);
 // - clusterWatch / clusterUnwatch: (un)subscribe the room's channel, then
 //   hand over a SNAPSHOT; every message on the channel goes to clusterApply;
-// - clusterResync: a SNAPSHOT again.
+// - clusterResync: a SNAPSHOT again;
+// - clusterPublish: a room event, PUBLISHed on the room's channel (not
+//   numbered, not kept: at most once, like Redis pub/sub);
+// - clusterResumable / clusterResumeClaim: a resume token in Redis (its
+//   hash, until the grace ends), claimed once, and the connection handed
+//   over by its node over the nodes' own channels.
 // Beside that, per node (not per member): a heartbeat every heartbeatMs in
 // a ZSET scored with Redis TIME; every heartbeatMs each node looks for
 // nodes silent for deadAfterMs and reaps them (one lock per dead node, one
@@ -128,6 +133,9 @@ export class RedisCluster extends EventEmitter {
     on('clusterWatch', (e) => this.#watch(e.room));
     on('clusterUnwatch', (e) => this.#unwatch(e.room));
     on('clusterResync', (e) => this.#resync(e.room));
+    on('clusterPublish', ({ room, message }) => {
+      this.#track(this.#run(lua.PUBLISH, [this.#channel(room)], [message]), `publishing in ${room}`);
+    });
     on('clusterResumable', (e) => this.#resumable(e));
     on('clusterResumeClaim', (e) => this.#claim(e));
     this.#store.onReconnect(() => this.#heal());

@@ -212,6 +212,8 @@ export type HostEvent =
   | { type: 'clusterWatch'; room: string }
   /** Cluster mode: the last local connection left `room`: stop following it. */
   | { type: 'clusterUnwatch'; room: string }
+  /** Cluster mode: a room event to publish on the room's channel for the other nodes. */
+  | { type: 'clusterPublish'; room: string; message: string }
   /** Cluster mode: a connection in grace is resumable elsewhere with `token` until `graceUntil`. */
   | { type: 'clusterResumable'; connection: number; token: string; graceUntil: number }
   /** Cluster mode: `resume` with a token this node does not know: claim it, then `clusterResume`. */

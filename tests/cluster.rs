@@ -129,6 +129,7 @@ impl Cluster {
                         HostEvent::ClusterUnwatch { room } => {
                             self.watching[i].remove(&room);
                         }
+                        HostEvent::ClusterPublish { room, message } => self.deliver(&room, &message),
                         HostEvent::ClusterResumable { token, .. } => {
                             self.resumable.insert(token, i);
                         }
@@ -419,4 +420,29 @@ fn a_client_resumes_on_another_node_with_no_event_at_observers() {
     c.settle();
     let refused = c.h(1).take_type(8, "error");
     assert_eq!((refused[0]["code"].as_str(), refused[0]["ref"].as_u64()), (Some("RESUME_FAILED"), Some(2)));
+}
+
+#[test]
+fn room_events_reach_subscribers_on_every_node_once() {
+    let mut c = Cluster::new(&["a", "b", "c"]);
+    for i in 0..3 {
+        c.h(i).open_as(1, "listener");
+        c.h(i).join(1, "r");
+        c.h(i).ok(1, json!({"op": "subscribe", "room": "r", "event": "chat"}));
+        c.h(i).open_as(2, "deaf");
+        c.h(i).join(2, "r");
+    }
+    c.settle();
+    let ack = c.h(0).ok(1, json!({"op": "publish", "room": "r", "event": "chat", "data": {"hi": 1}}));
+    assert_eq!(ack["recipients"], 1, "the recipients on this node");
+    c.settle(); // room events are not ordered across nodes: one at a time
+    let sent = c.h(1).engine.publish("r", "chat", Some(r#"{"from":"server"}"#), T0).unwrap();
+    assert_eq!(sent, 1);
+    c.h(1).pump();
+    c.settle();
+    for i in 0..3 {
+        let got: Vec<Value> = c.h(i).take_type(1, "message").into_iter().map(|f| f["data"].clone()).collect();
+        assert_eq!(got, vec![json!({"hi": 1}), json!({"from": "server"})], "node {i}");
+        assert_eq!(c.h(i).take_type(2, "message"), Vec::<Value>::new(), "not subscribed on node {i}");
+    }
 }

@@ -35,6 +35,8 @@
 //!   (`op: "resync"` carries no member: the room's set was re-asserted
 //!   without events, every engine re-reads it)
 //! - snapshot: `{"e":epoch,"s":seq,"m":[member, ...]}`
+//! - room event: `{"n":node,"ev":event,"f":frame}` (the `message` frame as
+//!   sent on its node; room events are not numbered)
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -93,6 +95,16 @@ struct Change {
     t: Option<Millis>,
     #[serde(default)]
     m: Option<WireMember>,
+}
+
+/// A room event published on another node: its frame, as sent there.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Published<'a> {
+    n: &'a str,
+    ev: &'a str,
+    #[serde(borrow)]
+    f: &'a RawValue,
 }
 
 #[derive(Debug, Deserialize)]
@@ -233,6 +245,25 @@ impl Engine {
         Some(m.data_len)
     }
 
+    /// Cluster mode: a room event sent here goes to the other nodes too.
+    pub(super) fn replicate_publish(&mut self, room: &str, event: &str, frame: &str) {
+        let Some(node) = self.cluster_node() else { return };
+        // The frame is the engine's own JSON: it parses.
+        let Ok(f) = serde_json::from_str::<&RawValue>(frame) else { return };
+        let Ok(message) = serde_json::to_string(&Published { n: node, ev: event, f }) else { return };
+        self.event(HostEvent::ClusterPublish { room: room.to_string(), message });
+    }
+
+    /// A room event from another node: to this node's subscribers of it.
+    fn apply_published(&mut self, room: &str, p: &Published<'_>) {
+        if self.cluster_node() == Some(p.n) {
+            return; // sent here already
+        }
+        let Some(rm) = self.rooms.get(room) else { return };
+        let to = rm.event_recipients(p.ev);
+        self.send(to, p.f.get().to_string());
+    }
+
     /// This engine's own members of `room` in the store's format, for a
     /// host that re-asserts them (after the store lost its state, or a
     /// network blip). Empty on a single node.
@@ -241,7 +272,8 @@ impl Engine {
     }
 
     /// A change of `room` the store ordered (wire format, see the module
-    /// docs), from any engine, this one included. Changes must come in the
+    /// docs), from any engine, this one included; or a room event another
+    /// engine published (sent to this engine's subscribers of it). Changes must come in the
     /// order the store gave them; a duplicate is ignored, a gap or an
     /// unknown epoch holds it and asks for a snapshot
     /// ([`HostEvent::ClusterResync`]). A room no local connection joined
@@ -250,7 +282,16 @@ impl Engine {
         if self.config.cluster.is_none() {
             return Err(Error::InvalidName("cluster_apply needs the `cluster` option".into()));
         }
-        let change: Change = serde_json::from_str(change).map_err(|e| bad("change", e))?;
+        let change: Change = match serde_json::from_str(change) {
+            Ok(change) => change,
+            Err(e) => match serde_json::from_str::<Published<'_>>(change) {
+                Ok(p) => {
+                    self.apply_published(room, &p);
+                    return Ok(());
+                }
+                Err(_) => return Err(bad("change", e)),
+            },
+        };
         if change.op != Op::Resync && change.op != Op::Leave && change.m.is_none() {
             return Err(bad("change", "join and update carry `m`"));
         }

@@ -124,6 +124,13 @@ pub enum HostEvent {
         id: String,
         member: Option<String>,
     },
+    /// Cluster mode: a room event published here (by a client or the
+    /// host) for the other nodes' subscribers: publish `message` on the
+    /// room's channel, for `Engine::cluster_apply` there.
+    ClusterPublish {
+        room: String,
+        message: String,
+    },
     /// Cluster mode: a local connection joined `room`, the first here:
     /// follow its changes in the store and hand over its snapshot.
     ClusterWatch {

@@ -81,10 +81,11 @@ impl Engine {
             Some(text) => Some(serde_json::from_str(text).map_err(|e| Error::InvalidJson(e.to_string()))?),
             None => None,
         };
+        let payload = reply::message(room, event, &iso8601(now), None, data);
+        self.replicate_publish(room, event, &payload);
         let Some(r) = self.rooms.get(room) else { return Ok(0) };
         let to = r.event_recipients(event);
         let n = to.len();
-        let payload = reply::message(room, event, &iso8601(now), None, data);
         self.send(to, payload);
         Ok(n)
     }
@@ -337,6 +338,7 @@ impl Engine {
         let body = AckBody { recipients: Some(to.len()), ..AckBody::default() };
         let payload = reply::message(room, event, &iso8601(now), Some((&c.presence_id, c.client_id.as_deref())), data);
         self.ack(conn, r, "publish", body);
+        self.replicate_publish(room, event, &payload);
         self.send(to, payload);
         Ok(())
     }

@@ -134,6 +134,30 @@ test('one presence set across three nodes; every event reaches every node once, 
   assert.equal(leave.clientId, 'alice');
 });
 
+test('room events published on one node reach their subscribers on every node, once', async () => {
+  const room = 'chat';
+  const listeners = [];
+  const deaf = [];
+  for (const node of nodes) {
+    const l = await raw(node, `l-${node.node}`);
+    await l.request({ op: 'room.join', room });
+    await l.request({ op: 'subscribe', room, event: 'said' });
+    listeners.push(l);
+    const d = await raw(node, `d-${node.node}`);
+    await d.request({ op: 'room.join', room });
+    deaf.push(d);
+  }
+  const ack = await listeners[1].request({ op: 'publish', room, event: 'said', data: { text: 'hi' } });
+  assert.equal(ack.recipients, 1, 'the recipients on its own node');
+  for (const l of listeners) {
+    const m = await l.wait((f) => f.type === 'message' && f.event === 'said', 15_000);
+    assert.deepEqual([m.data, m.from.clientId], [{ text: 'hi' }, 'l-n2']);
+  }
+  await new Promise((r) => setTimeout(r, 300));
+  for (const l of listeners) assert.equal(l.frames.filter((f) => f.type === 'message').length, 1);
+  for (const d of deaf) assert.equal(d.frames.filter((f) => f.type === 'message').length, 0);
+});
+
 test('Redis restarted (its state lost) mid-run: no ghost, no duplicate, subscribers resync', async () => {
   const room = 'restart';
   const watchers = [];
