@@ -22,8 +22,8 @@ export interface ClusterStore {
 export interface ClusterOptions {
   /** This node's name: the Engine's `cluster.node`, unique in the cluster. */
   node: string;
-  /** A node-redis client (connected or not) or a ClusterStore. */
-  redis: unknown;
+  /** A redis:// URL (a node-redis client is created for it), a node-redis client (connected or not), or a ClusterStore. */
+  redis: string | ClusterStore | object;
   /** Prefix of every Redis key and channel. Default 'rc'. */
   prefix?: string;
   /** Heartbeat period, and how often dead nodes are looked for, ms. Default 5000. */

@@ -58,6 +58,10 @@ export function healBoundMs({ heartbeatMs, deadAfterMs } = CLUSTER_DEFAULTS) {
 
 const NODE = /^[A-Za-z0-9_.-]{1,64}$/;
 
+function checkNode(node) {
+  if (!NODE.test(node ?? '')) throw new TypeError("cluster: `node` is 1-64 of [A-Za-z0-9_.-], the same as the engine's `cluster.node`");
+}
+
 export class RedisCluster extends EventEmitter {
   #server;
   #engine;
@@ -87,7 +91,7 @@ export class RedisCluster extends EventEmitter {
     this.#store = store;
     this.#options = { ...CLUSTER_DEFAULTS, clock: Date.now, ...options };
     this.#node = options.node;
-    if (!NODE.test(this.#node ?? '')) throw new TypeError('cluster: `node` is 1-64 of [A-Za-z0-9_.-], the same as the engine\'s `cluster.node`');
+    checkNode(this.#node);
   }
 
   get node() {
@@ -359,13 +363,21 @@ export class RedisCluster extends EventEmitter {
 
 /**
  * Joins `server` (a rollcall/node server whose Engine has
- * `cluster: { node }`) to the cluster in `options.redis`: a node-redis
- * client (connected or not; it is duplicated for pub/sub) or any object
- * with the ClusterStore methods (see cluster.d.ts).
+ * `cluster: { node }`) to the cluster in `options.redis`: a redis:// URL
+ * (a node-redis client is created for it), a node-redis client (connected
+ * or not; it is duplicated for pub/sub) or any object with the
+ * ClusterStore methods (see cluster.d.ts).
  */
 export async function joinCluster(server, options) {
   const { redis, ...rest } = options ?? {};
-  if (!redis) throw new TypeError('cluster: `redis` is a node-redis client or a ClusterStore');
-  const store = typeof redis.run === 'function' ? redis : await nodeRedis(redis, { onError: rest.onRedisError });
+  if (!redis) throw new TypeError('cluster: `redis` is a redis:// URL, a node-redis client or a ClusterStore');
+  checkNode(rest.node);
+  let client = redis;
+  if (typeof redis === 'string') {
+    // node-redis is an optional peer dependency: loaded only when used.
+    const { createClient } = await import('redis');
+    client = createClient({ url: redis });
+  }
+  const store = typeof client.run === 'function' ? client : await nodeRedis(client, { onError: rest.onRedisError });
   return new RedisCluster(server, store, rest).start();
 }

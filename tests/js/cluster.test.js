@@ -6,7 +6,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client } from '../../js/client.node.js';
-import { CLUSTER_DEFAULTS, healBoundMs } from '../../js/cluster.js';
+import { once } from 'node:events';
+import { Engine } from '../../js/index.node.js';
+import { attach } from '../../js/node.js';
+import { CLUSTER_DEFAULTS, healBoundMs, joinCluster } from '../../js/cluster.js';
 import { TestClient, eventually } from './helpers.js';
 import { startRedis } from './redis-server.js';
 import { startNode, clusterToken } from './cluster/harness.js';
@@ -77,6 +80,16 @@ test('the heal bound is deadAfterMs + heartbeatMs: 20 s with the defaults', () =
   assert.equal(CLUSTER_DEFAULTS.deadAfterMs, 15_000);
   assert.equal(healBoundMs(), 20_000);
   assert.equal(BOUND, 3000);
+});
+
+test('joinCluster takes a redis:// URL, and refuses a bad node name', async () => {
+  const engine = new Engine({ cluster: { node: 'in-process' } });
+  const server = attach(engine, { port: 0, host: '127.0.0.1' });
+  await once(server, 'listening');
+  await assert.rejects(joinCluster(server, { redis: redis.url, node: 'bad:name' }), TypeError);
+  const cluster = await joinCluster(server, { redis: redis.url, node: 'in-process' });
+  assert.equal(cluster.node, 'in-process');
+  await cluster.close();
 });
 
 test('one presence set across three nodes; every event reaches every node once, in one order', async () => {
