@@ -143,6 +143,9 @@ export class RedisCluster extends EventEmitter {
     on('clusterResumable', (e) => this.#resumable(e));
     on('clusterResumeClaim', (e) => this.#claim(e));
     this.#store.onReconnect(() => this.#heal());
+    // A node restarted under the same name (a pod, a host name) before it
+    // was reaped: its previous life's members leave now, for real.
+    await this.#reap(this.#node);
     await this.#store.subscribe(this.#nodeChannel(this.#node), (message) => this.#onNodeMessage(message));
     await this.#beat();
     for (const room of this.#engine.roomNames) this.#watch(room);

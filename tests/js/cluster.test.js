@@ -291,3 +291,19 @@ test('SIGKILL of a node: exactly one leave per lost member everywhere, within th
   assert.equal(reaped.reduce((n, e) => n + e.members, 0), 2, 'reaped once, by one survivor');
   for (const n of nodes.slice(0, 2)) assert.deepEqual((await n.view(room)).members.map((m) => m.clientId), ['sam']);
 });
+
+test('a node restarted under the same name removes its previous life\'s members at once', async () => {
+  const room = 'reborn';
+  const w = await watch(nodes[0], room);
+  let n4 = await startNode('n4', redis.url, NODE_OPTIONS);
+  const c = await sdk(n4, 'old-life');
+  await (await c.join(room)).presence.join(null);
+  await eventually(() => w.length === 1, 15_000);
+  await n4.kill();
+  c.close();
+  n4 = await startNode('n4', redis.url, NODE_OPTIONS);
+  nodes.push(n4); // stopped by after()
+  await eventually(() => w.some(([e]) => e === 'leave'), 15_000);
+  // Nobody else would ever reap n4: it beats again under the same name.
+  assert.deepEqual(w, [['join', 'old-life', null], ['leave', 'old-life', null]]);
+});
