@@ -62,7 +62,7 @@ pub mod rate;
 pub mod time;
 
 pub use auth::{AuthError, Identity, RoomAction};
-pub use config::{Algorithm, AuthConfig, Config, JwtKey, Limits};
+pub use config::{Algorithm, AuthConfig, ClusterConfig, Config, JwtKey, Limits};
 pub use engine::snapshot::{SnapshotError, SNAPSHOT_VERSION};
 pub use engine::{
     ClientInfo, Close, ConnectionId, ConnectionStatus, Credentials, Engine, HostEvent, MemberInfo, ObjectInfo, Output,

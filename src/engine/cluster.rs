@@ -199,8 +199,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Remembers a local member and asks for it to be replicated.
-    /// Returns the data bytes it held before.
+    /// Remembers a local member, asks for it to be replicated, and tells
+    /// the host (`presenceJoined` or `presenceUpdated`, at once).
     fn replicate_set(
         &mut self,
         conn: ConnectionId,
@@ -208,13 +208,13 @@ impl Engine {
         id: Arc<str>,
         client_id: Arc<str>,
         data: Option<&RawValue>,
-    ) -> Option<usize> {
-        let node = self.cluster_node()?.to_string();
+    ) {
+        let Some(node) = self.cluster_node().map(str::to_string) else { return };
         let wire =
             WireMember { id: Arc::clone(&id), c: Arc::clone(&client_id), d: data.map(RawValue::to_owned), n: node };
         // Plain strings and a RawValue: serialising cannot fail.
         let text = serde_json::to_string(&wire).unwrap_or_default();
-        let rm = self.rooms.get_mut(room)?;
+        let Some(rm) = self.rooms.get_mut(room) else { return };
         let data_len = data.map_or(0, |d| d.get().len());
         let old = rm.sync.local.insert(conn, LocalMember { id: Arc::clone(&id), wire: text.clone(), data_len });
         rm.sync.local_ids.insert(Arc::clone(&id), conn);
@@ -226,7 +226,6 @@ impl Engine {
             Some(_) => HostEvent::PresenceUpdated { room, connection: conn, client_id, data },
             None => HostEvent::PresenceJoined { room, connection: conn, client_id, data },
         });
-        Some(old.map_or(0, |m| m.data_len))
     }
 
     /// Cluster mode's leave of a local member: asks for it to be replicated.
