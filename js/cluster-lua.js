@@ -171,6 +171,13 @@ redis.call('DEL', KEYS[2])
 return 1
 `;
 
+/**
+ * The node has no connection left in a room (so no member there): it
+ * leaves its room SET. Runs after the members' leaves (same connection,
+ * in order). KEYS: the node's room SET. ARGV: room.
+ */
+export const UNTRACK = `return redis.call('SREM', KEYS[1], ARGV[1])`;
+
 /** The node's rooms (to reap them). KEYS: the node's room SET. */
 export const ROOMS = `return redis.call('SMEMBERS', KEYS[1])`;
 

@@ -249,6 +249,7 @@ export class RedisCluster extends EventEmitter {
   #unwatch(room) {
     this.#watched.delete(room);
     this.#epochs.delete(room);
+    this.#track(this.#run(lua.UNTRACK, [this.#nodeRooms(this.#node)], [room]), `untracking ${room}`);
     this.#chain(room, async () => {
       if (!this.#watched.has(room)) await this.#store.unsubscribe(this.#channel(room));
     }, `leaving ${room}`);
