@@ -102,7 +102,8 @@ async function throughput(urls, room) {
   let stop = false;
   const cs = [];
   for (let i = 0; i < CLIENTS; i++) {
-    const tag = `"tp${i}"`;
+    // Its own updates only (the room's name must not match: rooms are 'tp1', 'tp2').
+    const tag = `"clientId":"tp${i}"`;
     let c;
     let n = 0;
     c = await client(urls[i % urls.length], `tp${i}`, room, {
