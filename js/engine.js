@@ -241,6 +241,35 @@ export class Engine {
     return withData(this.#call((w) => w.publish(room, event, data === undefined ? undefined : JSON.stringify(data), now)));
   }
 
+  /**
+   * Cluster mode (`cluster: { node }`): a change of `room` the store
+   * ordered, as text (see rollcall/redis). Held, applied or ignored by the
+   * engine; a gap or a new epoch asks for a snapshot (`clusterResync`).
+   */
+  clusterApply(room, change, now = Date.now()) {
+    return withData(this.#call((w) => w.clusterApply(room, change, now)));
+  }
+
+  /** Cluster mode: the store's whole set of `room`, as text; subscribers get one `resync` if it differs. */
+  clusterSnapshot(room, snapshot, now = Date.now()) {
+    return withData(this.#call((w) => w.clusterSnapshot(room, snapshot, now)));
+  }
+
+  /** Cluster mode: hands over the connection holding resume `token`; `batch.state` is the text for `clusterResume` elsewhere, or null. */
+  clusterHandover(token, now = Date.now()) {
+    return withData(this.#call((w) => w.clusterHandover(token, now)));
+  }
+
+  /** Cluster mode: the claimed state (or null: claim failed) for a `resume` pending on connection `id`. */
+  clusterResume(id, state, now = Date.now()) {
+    return withData(this.#call((w) => w.clusterResume(connectionId(id), state ?? undefined, now)));
+  }
+
+  /** Cluster mode: this node's own members of `room`, as the texts to store (to re-assert them). */
+  clusterLocalMembers(room) {
+    return this.#call((w) => w.clusterLocalMembers(room));
+  }
+
   /** The room's presence set, one member per connection. */
   members(room) {
     return this.#call((w) => w.members(room)).map((m) => ({ ...m, data: parseData(m.data), inGrace: m.inGrace ?? false }));

@@ -137,8 +137,15 @@ export interface EngineOptions {
   epoch?: number;
   /** Presence events kept per room for a resume to replay. Default 64. */
   replayEvents?: number;
-  /** Coalesced presence delivery. Default: off (every event sent at once). */
+  /** Coalesced presence delivery. Default: off (every event sent at once). Not with `cluster`. */
   presence?: PresenceOptions;
+  /**
+   * Cluster mode: this engine is one node of several sharing each room's
+   * presence set through a store (rollcall/redis). `node`: this node's
+   * unique name, 1-64 of `[A-Za-z0-9_.-]`; member ids become
+   * `appId:node:connection`. Default null (one engine alone).
+   */
+  cluster?: { node: string } | null;
 }
 
 /**
@@ -217,7 +224,21 @@ export type HostEvent =
   | { type: 'presenceJoined'; room: string; connection: number; clientId: string; data: unknown }
   | { type: 'presenceUpdated'; room: string; connection: number; clientId: string; data: unknown }
   | { type: 'presenceLeft'; room: string; connection: number; clientId: string }
-  | { type: 'objectStatusChanged'; realm: string; id: string; status: ConnectionStatus };
+  | { type: 'objectStatusChanged'; realm: string; id: string; status: ConnectionStatus }
+  /** Cluster mode: a local presence change for the store to order (`member`: the text to store; null for a leave). */
+  | { type: 'clusterReplicate'; room: string; op: 'join' | 'update' | 'leave' | 'adopt'; id: string; member: string | null }
+  /** Cluster mode: the first local connection joined `room`: follow it, hand over its snapshot. */
+  | { type: 'clusterWatch'; room: string }
+  /** Cluster mode: the last local connection left `room`: stop following it. */
+  | { type: 'clusterUnwatch'; room: string }
+  /** Cluster mode: a room event to publish on the room's channel for the other nodes. */
+  | { type: 'clusterPublish'; room: string; message: string }
+  /** Cluster mode: a connection in grace is resumable elsewhere with `token` until `graceUntil`. */
+  | { type: 'clusterResumable'; connection: number; token: string; graceUntil: number }
+  /** Cluster mode: `resume` with a token this node does not know: claim it, then `clusterResume`. */
+  | { type: 'clusterResumeClaim'; connection: number; token: string }
+  /** Cluster mode: `room` missed changes: hand over a fresh snapshot. */
+  | { type: 'clusterResync'; room: string };
 
 export type ConnectionStatus = 'connected' | 'disconnected';
 
@@ -254,7 +275,8 @@ export interface RecordChange {
 }
 
 export interface MemberInfo {
-  connection: number;
+  /** Null for a member of another node (cluster mode). */
+  connection: number | null;
   /** "<appId>:<connectionId>" */
   id: string;
   clientId: string;
@@ -265,7 +287,8 @@ export interface MemberInfo {
 
 export interface ClientInfo {
   clientId: string;
-  connections: number[];
+  /** Null entries: connections of other nodes (cluster mode). */
+  connections: (number | null)[];
 }
 
 export interface RoomCounts {
@@ -361,6 +384,16 @@ export declare class Engine {
   /** Sends every open presence window now (`presence.flushIntervalMs`); snapshots keep open windows anyway. */
   flush(): Batch;
   publish(room: string, event: string, data?: unknown, now?: number): Batch & { recipients: number };
+  /** Cluster mode: a change of `room` the store ordered, as text. */
+  clusterApply(room: string, change: string, now?: number): Batch;
+  /** Cluster mode: the store's whole set of `room`, as text. */
+  clusterSnapshot(room: string, snapshot: string, now?: number): Batch;
+  /** Cluster mode: hands over the connection holding resume `token`; `state` is for `clusterResume` on the claiming node. */
+  clusterHandover(token: string, now?: number): Batch & { state: string | null };
+  /** Cluster mode: the claimed state (null: the claim failed) for a `resume` pending on connection `id`. */
+  clusterResume(id: number, state: string | null, now?: number): Batch;
+  /** Cluster mode: this node's own members of `room`, as the texts to store. */
+  clusterLocalMembers(room: string): string[];
   members(room: string): MemberInfo[];
   clients(room: string): ClientInfo[];
   counts(room: string): RoomCounts;

@@ -3,7 +3,7 @@ import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { EventEmitter } from 'node:events';
 import type { WebSocketServer } from 'ws';
-import type { Engine, Credentials, HostEvent, HostError } from './index.js';
+import type { Engine, Credentials, HostEvent, HostError, Batch } from './index.js';
 export type { HostError } from './index.js';
 
 export interface AttachOptions {
@@ -108,6 +108,8 @@ export declare class RollcallServer extends EventEmitter {
   address(): AddressInfo;
   /** Publishes as the server; returns the number of recipients. */
   publish(room: string, event: string, data?: unknown): number;
+  /** Carries out a batch from an engine call made beside this adapter (rollcall/redis does). */
+  dispatch(batch: Batch): void;
   close(): Promise<void>;
   on<K extends keyof ServerEvents>(event: K, listener: (...args: ServerEvents[K]) => void): this;
   once<K extends keyof ServerEvents>(event: K, listener: (...args: ServerEvents[K]) => void): this;

@@ -209,6 +209,15 @@ export class RollcallServer extends EventEmitter {
   }
 
   /**
+   * Carries out a batch from an engine call made beside this adapter (by
+   * rollcall/redis, which hands the engine other nodes' changes): sends,
+   * closes, events and the timer, as for the adapter's own calls.
+   */
+  dispatch(batch) {
+    this.#run(batch);
+  }
+
+  /**
    * Closes every socket with 1001 (going away), so that clients know the
    * server left rather than the network, and stops listening. A socket that
    * does not finish its close handshake within a second is terminated.

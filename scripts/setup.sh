@@ -26,6 +26,14 @@ if [ "${ROLLCALL_SKIP_BROWSER:-0}" != 1 ] && ! { command -v chromium && command 
   apt-get install -y -qq chromium chromium-driver >&2
 fi
 
+# The cluster tests (tests/js/cluster.test.js) start a real redis-server.
+if ! command -v redis-server >/dev/null 2>&1; then
+  say "installing Debian's redis-server"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq redis-server >&2
+fi
+
 # npm packages: install when node_modules is missing or older than the lock.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm packages"

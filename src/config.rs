@@ -53,6 +53,10 @@ pub struct Config {
     /// Coalesced delivery of presence events (see `engine/coalesce.rs`).
     /// Default: off (every event is sent at once, one frame each).
     pub presence: PresenceConfig,
+    /// Cluster mode: this engine is one node of several sharing each room's
+    /// presence set through a store (see `engine/cluster.rs` and
+    /// `rollcall/redis`). `None`: one engine alone. Default `None`.
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// Coalesced presence delivery: a room with a non-zero flush interval
@@ -82,6 +86,15 @@ pub struct RoomFlush {
     pub flush_interval_ms: u64,
 }
 
+/// Cluster mode's options.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This node's name, unique in the cluster: 1 to 64 bytes of
+    /// `[A-Za-z0-9_.-]`. Member ids become `appId:node:connection`.
+    pub node: String,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -99,6 +112,7 @@ impl Default for Config {
             epoch: 0,
             replay_events: 64,
             presence: PresenceConfig::default(),
+            cluster: None,
         }
     }
 }

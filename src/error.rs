@@ -198,6 +198,9 @@ pub enum Error {
     InvalidJson(String),
     /// A snapshot could not be restored.
     Snapshot(crate::engine::snapshot::SnapshotError),
+    /// `handle_open` in cluster mode with an id that has the top bit set
+    /// (those key other nodes' members).
+    ReservedConnection(u64),
 }
 
 impl fmt::Display for Error {
@@ -208,6 +211,9 @@ impl fmt::Display for Error {
             Error::InvalidName(why) => write!(f, "invalid name: {why}"),
             Error::InvalidJson(why) => write!(f, "invalid JSON: {why}"),
             Error::Snapshot(e) => write!(f, "{e}"),
+            Error::ReservedConnection(id) => {
+                write!(f, "connection id {id} has the top bit set, reserved in cluster mode")
+            }
         }
     }
 }
@@ -220,7 +226,7 @@ impl Error {
         match self {
             Error::DuplicateConnection(_) => "DUPLICATE_CONNECTION",
             Error::Config(_) => "BAD_OPTIONS",
-            Error::InvalidName(_) | Error::InvalidJson(_) => "BAD_ARGUMENT",
+            Error::InvalidName(_) | Error::InvalidJson(_) | Error::ReservedConnection(_) => "BAD_ARGUMENT",
             Error::Snapshot(_) => "BAD_SNAPSHOT",
         }
     }
@@ -249,6 +255,11 @@ pub enum ConfigError {
     Time(&'static str),
     /// The default object permissions are invalid.
     Permissions(String),
+    /// `cluster.node` is empty, too long or holds other than `[A-Za-z0-9_.-]`.
+    ClusterNode(String),
+    /// Coalesced presence delivery (`presence.flushIntervalMs`) was asked
+    /// for in cluster mode, which orders every change through the store.
+    ClusterCoalescing,
 }
 
 impl fmt::Display for ConfigError {
@@ -259,6 +270,12 @@ impl fmt::Display for ConfigError {
             ConfigError::Limit(name) => write!(f, "limit {name} must be greater than zero"),
             ConfigError::Time(name) => write!(f, "{name} must be at most 2^52 ms"),
             ConfigError::Permissions(why) => write!(f, "defaultPermissions: {why}"),
+            ConfigError::ClusterNode(node) => {
+                write!(f, "cluster.node {node:?} must be 1 to 64 bytes of A-Z, a-z, 0-9, `_`, `.` or `-`")
+            }
+            ConfigError::ClusterCoalescing => {
+                write!(f, "presence.flushIntervalMs (coalesced delivery) is not available in cluster mode")
+            }
         }
     }
 }

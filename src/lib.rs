@@ -67,7 +67,7 @@ pub mod rate;
 pub mod time;
 
 pub use auth::{AuthError, Identity, RoomAction};
-pub use config::{Algorithm, AuthConfig, Config, JwtKey, Limits, PresenceConfig, RoomFlush};
+pub use config::{Algorithm, AuthConfig, ClusterConfig, Config, JwtKey, Limits, PresenceConfig, RoomFlush};
 pub use engine::persist::{Change, RecordKind, RECORD_VERSION};
 pub use engine::snapshot::{SnapshotError, SNAPSHOT_VERSION};
 pub use engine::{

@@ -41,6 +41,10 @@ impl Engine {
             }
         }
         self.event(HostEvent::ConnectionLost { connection: conn, grace_until: until });
+        let token = self.connections.get(&conn).and_then(|c| c.resume_token.as_deref().map(str::to_string));
+        if let (Some(token), true) = (token, self.config.cluster.is_some()) {
+            self.event(HostEvent::ClusterResumable { connection: conn, token, grace_until: until });
+        }
     }
 
     /// The grace of `conn` ends: it goes, as if its socket closed now.

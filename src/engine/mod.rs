@@ -2,6 +2,8 @@
 //! with [`Output`]s. See the crate docs for the run loop.
 
 mod budget;
+mod cluster;
+mod cluster_resume;
 mod coalesce;
 mod connection;
 mod grace;
@@ -37,6 +39,7 @@ use connection::{AuthState, Connection, JoinedRoom};
 use presence::not_joined;
 use room::Room;
 
+pub use cluster::{is_remote, REMOTE_BIT};
 pub use objects::{ObjectInfo, CONNECTION_STATUS_CHANGED};
 pub use output::{Close, ConnectionId, HostEvent, Output, Transmit};
 pub use realm::ConnectionStatus;
@@ -70,6 +73,8 @@ pub enum Credentials {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberInfo {
+    /// In cluster mode, a member of another node has a key with
+    /// [`REMOTE_BIT`] set here (see [`is_remote`]).
     pub connection: ConnectionId,
     pub id: String,
     pub client_id: String,
@@ -87,6 +92,7 @@ pub struct MemberInfo {
 #[serde(rename_all = "camelCase")]
 pub struct ClientInfo {
     pub client_id: String,
+    /// In cluster mode, those of other nodes are keys with [`REMOTE_BIT`] set.
     pub connections: Vec<ConnectionId>,
 }
 
@@ -136,8 +142,13 @@ pub struct Engine {
     resume_tokens: HashMap<Arc<str>, ConnectionId>,
     /// Resume tokens minted so far (each one's HMAC input is unique).
     minted: u64,
-    /// Carried by every presence event and snapshot beside the room's seq.
+    /// Carried by every presence event and snapshot beside the room's seq
+    /// (in cluster mode, a room's own epoch from the store, once known).
     epoch: u64,
+    /// Keys handed to other nodes' members so far (cluster mode).
+    remote_keys: u64,
+    /// `resume`s waiting for a claim on another node (cluster mode).
+    pending_resumes: HashMap<ConnectionId, cluster_resume::PendingResume>,
     outputs: VecDeque<Output>,
     /// Bytes charged against `limits.max_stored_bytes` (see `budget`).
     stored_bytes: usize,
@@ -193,6 +204,17 @@ impl Engine {
         let no_permissions =
             permissions::compile_permissions(&Default::default(), &mut permission_cache, &mut patterns)
                 .map_err(ConfigError::Permissions)?;
+        if let Some(cluster) = &config.cluster {
+            let node = &cluster.node;
+            let ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-');
+            if node.is_empty() || node.len() > 64 || !node.bytes().all(ok) {
+                return Err(ConfigError::ClusterNode(node.clone()).into());
+            }
+            let presence = &config.presence;
+            if presence.flush_interval_ms > 0 || presence.rooms.iter().any(|r| r.flush_interval_ms > 0) {
+                return Err(ConfigError::ClusterCoalescing.into());
+            }
+        }
         let epoch = config.epoch;
         let mut engine = Engine {
             config,
@@ -214,6 +236,8 @@ impl Engine {
             resume_tokens: HashMap::new(),
             minted: 0,
             epoch,
+            remote_keys: 0,
+            pending_resumes: HashMap::new(),
             outputs: VecDeque::new(),
             stored_bytes: 0,
             claim_globs: HashMap::new(),
@@ -242,6 +266,9 @@ impl Engine {
         if self.connections.contains_key(&conn) {
             return Err(Error::DuplicateConnection(conn.0));
         }
+        if self.config.cluster.is_some() && is_remote(conn) {
+            return Err(Error::ReservedConnection(conn.0));
+        }
         self.dirty_conn(conn);
         let identity = match credentials {
             Credentials::Identity(identity) => Some(self.check_identity(identity)),
@@ -249,7 +276,10 @@ impl Engine {
             Credentials::Token(token) => Some(self.verify(&token, now)),
             Credentials::None => None,
         };
-        let presence_id: Arc<str> = format!("{}:{}", self.config.app_id, conn.0).into();
+        let presence_id: Arc<str> = match self.cluster_node() {
+            Some(node) => format!("{}:{node}:{}", self.config.app_id, conn.0).into(),
+            None => format!("{}:{}", self.config.app_id, conn.0).into(),
+        };
         let none = Arc::clone(&self.no_permissions);
         self.connections.insert(conn, Connection::new(presence_id, none, &self.config.limits, now));
         let claims = match &identity {
@@ -667,6 +697,7 @@ impl Engine {
     /// rooms, subscriptions and provider role are gone or handed over.
     fn forget(&mut self, conn: ConnectionId) {
         self.set_deadline(conn, None);
+        self.pending_resumes.remove(&conn);
         let Some(c) = self.connections.remove(&conn) else { return };
         self.charge(0, c.charged);
         if let Some(identity) = &c.identity {

@@ -120,4 +120,50 @@ pub enum HostEvent {
         id: String,
         status: ConnectionStatus,
     },
+    /// Cluster mode: a local presence change the store must order and
+    /// hand to every node (`op`: `join`, `update` or `leave`; `member`, the
+    /// member to store, for join and update), or (`op: "adopt"`) a member
+    /// resumed from another node that the store must re-own to this node
+    /// with no event. See `engine/cluster.rs`.
+    ClusterReplicate {
+        room: String,
+        op: &'static str,
+        id: String,
+        member: Option<String>,
+    },
+    /// Cluster mode: a room event published here (by a client or the
+    /// host) for the other nodes' subscribers: publish `message` on the
+    /// room's channel, for `Engine::cluster_apply` there.
+    ClusterPublish {
+        room: String,
+        message: String,
+    },
+    /// Cluster mode: a local connection joined `room`, the first here:
+    /// follow its changes in the store and hand over its snapshot.
+    ClusterWatch {
+        room: String,
+    },
+    /// Cluster mode: the last local connection left `room`: stop following it.
+    ClusterUnwatch {
+        room: String,
+    },
+    /// Cluster mode: a connection in grace can be resumed on another node
+    /// with `token` until `grace_until`: record it in the store.
+    ClusterResumable {
+        connection: ConnectionId,
+        token: String,
+        grace_until: u64,
+    },
+    /// Cluster mode: `resume` with a token this node does not know: claim
+    /// it in the store, fetch the state from its node, and call
+    /// `Engine::cluster_resume` (with `None` if that fails).
+    ClusterResumeClaim {
+        connection: ConnectionId,
+        token: String,
+    },
+    /// Cluster mode: `room` missed changes (a gap in `seq`, another epoch,
+    /// a re-assert): hand over a fresh snapshot (`Engine::cluster_snapshot`).
+    ClusterResync {
+        room: String,
+    },
 }

@@ -197,7 +197,7 @@ impl Engine {
                 .get(&name)
                 .filter(|r| r.log.seq > 0 || !r.log.buffer.is_empty() || r.window.due.is_some())
                 .map(|r| {
-                    let s = super::snapshot::room_state(&name, r);
+                    let s = super::snapshot::room_state(&name, r, self.config.cluster.is_some());
                     let window = window_state(&name, r);
                     encode(&Record::Room(RoomRecord {
                         name: name.clone(),

@@ -81,10 +81,11 @@ impl Engine {
             Some(text) => Some(serde_json::from_str(text).map_err(|e| Error::InvalidJson(e.to_string()))?),
             None => None,
         };
+        let payload = reply::message(room, event, &iso8601(now), None, data);
+        self.replicate_publish(room, event, &payload);
         let Some(r) = self.rooms.get(room) else { return Ok(0) };
         let to = r.event_recipients(event);
         let n = to.len();
-        let payload = reply::message(room, event, &iso8601(now), None, data);
         self.send(to, payload);
         Ok(n)
     }
@@ -101,7 +102,7 @@ impl Engine {
         self.joined(conn, room)?;
         self.flush_room(room); // the snapshot holds nothing still to be sent
         let rm = self.rooms.get(room).ok_or_else(not_joined)?;
-        let payload = reply::ack(r, "presence.get", snapshot(rm, view, self.epoch));
+        let payload = reply::ack(r, "presence.get", snapshot(rm, view, self.room_epoch(rm)));
         self.send(vec![conn], payload);
         Ok(())
     }
@@ -122,7 +123,11 @@ impl Engine {
             c.rooms.insert(room.clone(), JoinedRoom { actions, subscriptions: 0 });
             let flush_ms = self.flush_interval_for(&room);
             let rm = self.rooms.entry(room.clone()).or_insert_with(|| Room { flush_ms, ..Room::default() });
+            let first = rm.joined.is_empty();
             rm.joined.insert(conn);
+            if first && self.config.cluster.is_some() {
+                self.event(HostEvent::ClusterWatch { room: room.clone() });
+            }
             self.event(HostEvent::RoomJoined { connection: conn, room });
         }
         self.ack(conn, r, "room.join", AckBody::default());
@@ -141,6 +146,9 @@ impl Engine {
                 let due = self.rooms.remove(room).and_then(|r| r.window.due);
                 self.forget_window(room, due);
                 self.dirty_room(room);
+                if self.config.cluster.is_some() {
+                    self.event(HostEvent::ClusterUnwatch { room: room.to_string() });
+                }
             }
         }
         if let Some(c) = self.connections.get_mut(&conn) {
@@ -178,6 +186,9 @@ impl Engine {
             ));
         }
         let max_members = limits.max_members_per_room;
+        if self.config.cluster.is_some() {
+            return self.cluster_presence_set(conn, r, op, room, data);
+        }
         let rm = self.rooms.get(room).ok_or_else(not_joined)?;
         let old = rm.members.get(&conn).map(|m| budget::entry_bytes(m.data.as_ref().map_or(0, |d| d.get().len())));
         if old.is_none() && rm.members.len() >= max_members {
@@ -215,6 +226,12 @@ impl Engine {
     }
 
     pub(super) fn remove_presence(&mut self, conn: ConnectionId, room: &str, now: Millis) {
+        if self.config.cluster.is_some() {
+            if let Some(data_len) = self.replicate_leave(conn, room) {
+                self.charge(0, budget::entry_bytes(data_len));
+            }
+            return;
+        }
         let Some(rm) = self.rooms.get_mut(room) else { return };
         let Some((member, last_of_client)) = rm.remove(conn) else { return };
         let coalesced = rm.flush_ms > 0;
@@ -249,7 +266,8 @@ impl Engine {
         let rm = self.rooms.get_mut(room).ok_or_else(not_joined)?;
         rm.presence_subs.insert(conn, PresenceSub { events, view });
         // The snapshot goes out before any later change: no gap, no duplicate.
-        let payload = reply::ack(r, "presence.subscribe", snapshot(rm, view, self.epoch));
+        let epoch = rm.sync.epoch.unwrap_or(self.epoch);
+        let payload = reply::ack(r, "presence.subscribe", snapshot(rm, view, epoch));
         self.send(vec![conn], payload);
         Ok(())
     }
@@ -344,6 +362,7 @@ impl Engine {
         let body = AckBody { recipients: Some(to.len()), ..AckBody::default() };
         let payload = reply::message(room, event, &iso8601(now), Some((&c.presence_id, c.client_id.as_deref())), data);
         self.ack(conn, r, "publish", body);
+        self.replicate_publish(room, event, &payload);
         self.send(to, payload);
         Ok(())
     }
@@ -402,6 +421,24 @@ fn emit_presence(
     kind: PresenceKind,
     client_edge: bool,
     now: Millis,
+    numbered: (u64, u64),
+) -> [Option<Replayed>; 2] {
+    let kept = emit_frames(outputs, room_name, room, member, kind, client_edge, now, numbered);
+    outputs.push_back(Output::Event(host_event(room_name, conn, member, kind)));
+    kept
+}
+
+/// The frames of one presence change, to the room's subscribers in each
+/// view it applies to (see `emit_presence`); returns them for replay.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn emit_frames(
+    outputs: &mut VecDeque<Output>,
+    room_name: &str,
+    room: &Room,
+    member: &Member,
+    kind: PresenceKind,
+    client_edge: bool,
+    now: Millis,
     (epoch, seq): (u64, u64),
 ) -> [Option<Replayed>; 2] {
     let timestamp = iso8601(now);
@@ -429,7 +466,6 @@ fn emit_presence(
         kept[i] = Some(Replayed { seq, kind, view, payload: Arc::clone(&payload) });
         outputs.push_back(Output::Send(Transmit { to, payload }));
     }
-    outputs.push_back(Output::Event(host_event(room_name, conn, member, kind)));
     kept
 }
 

@@ -61,7 +61,15 @@ impl Engine {
             return Err(failed("resume before joining a room or subscribing"));
         }
         let nobody = "no connection to resume with this token";
-        let old = *self.resume_tokens.get(token).ok_or_else(|| failed(nobody))?;
+        let old = match self.resume_tokens.get(token) {
+            Some(old) => *old,
+            None if self.config.cluster.is_some() && c.client_id.is_some() => {
+                // Perhaps another node's: the host claims it (cluster_resume.rs).
+                self.claim_remote_resume(conn, r, token, epoch, since);
+                return Ok(());
+            }
+            None => return Err(failed(nobody)),
+        };
         let o = self.connections.get(&old).ok_or_else(|| failed(nobody))?;
         if old == conn || c.client_id.is_none() || o.client_id != c.client_id {
             return Err(failed(nobody));
@@ -128,7 +136,7 @@ impl Engine {
 
     /// Sends a resumed connection what it missed in each room it watches:
     /// the kept frames after its `since`, or a `resync` snapshot.
-    fn catch_up(&mut self, conn: ConnectionId, epoch: Option<u64>, since: &BTreeMap<String, u64>) {
+    pub(super) fn catch_up(&mut self, conn: ConnectionId, epoch: Option<u64>, since: &BTreeMap<String, u64>) {
         let Some(c) = self.connections.get(&conn) else { return };
         // What its rooms still hold for a flush goes to the others now; this
         // connection takes it below, with what it missed (coalesce.rs).
@@ -141,13 +149,17 @@ impl Engine {
         for name in c.rooms.keys() {
             let Some(rm) = self.rooms.get(name) else { continue };
             let Some(sub) = rm.presence_subs.get(&conn) else { continue };
+            if self.config.cluster.is_some() && rm.sync.epoch.is_none() {
+                continue; // its first snapshot brings a resync to every subscriber
+            }
+            let room_epoch = self.room_epoch(rm);
             let kept = match (epoch, since.get(name)) {
-                (Some(e), Some(&seq)) if e == self.epoch => rm.log.since(seq, sub.view, sub.events),
+                (Some(e), Some(&seq)) if e == room_epoch => rm.log.since(seq, sub.view, sub.events),
                 _ => None,
             };
             match kept {
                 Some(kept) => frames.extend(kept),
-                None => frames.push(reply::resync(name, snapshot(rm, sub.view, self.epoch)).into()),
+                None => frames.push(reply::resync(name, snapshot(rm, sub.view, room_epoch)).into()),
             }
         }
         for payload in frames {

@@ -50,6 +50,8 @@ pub(crate) struct Room {
     /// waiting for the flush (coalesce.rs).
     pub flush_ms: u64,
     pub window: super::coalesce::Window,
+    /// Cluster mode's state of the room (unused on one node).
+    pub sync: super::cluster::RoomSync,
 }
 
 impl Room {
@@ -106,6 +108,7 @@ impl Room {
         if self.joined.remove(&from) {
             self.joined.insert(to);
         }
+        self.sync.rename(from, to);
         self.in_grace.remove(&from);
         if let Some(member) = self.members.remove(&from) {
             if let Some(devices) = self.clients.get_mut(&member.client_id) {

@@ -185,13 +185,16 @@ pub(super) fn conn_state(id: ConnectionId, c: &Connection) -> ConnState {
     }
 }
 
-pub(super) fn room_state(name: &str, r: &Room) -> RoomState {
+/// `cluster`: other nodes' members are left out (they are the store's to
+/// hand back: a restored node resyncs its rooms).
+pub(super) fn room_state(name: &str, r: &Room, cluster: bool) -> RoomState {
     RoomState {
         name: name.to_string(),
         joined: r.joined.iter().map(|c| c.0).collect(),
         members: r
             .members
             .iter()
+            .filter(|(c, _)| !(cluster && super::is_remote(**c)))
             .map(|(c, m)| (c.0, m.client_id.to_string(), m.data.as_ref().map(|d| d.get().to_string())))
             .collect(),
         presence_subs: r.presence_subs.iter().map(|(c, s)| (c.0, s.events.bits(), s.view == View::Client)).collect(),
@@ -212,7 +215,8 @@ impl Engine {
     pub fn snapshot(&self) -> Vec<u8> {
         let mut connections: Vec<ConnState> = self.connections.iter().map(|(id, c)| conn_state(*id, c)).collect();
         connections.sort_by_key(|c| c.id);
-        let mut rooms: Vec<RoomState> = self.rooms.iter().map(|(name, r)| room_state(name, r)).collect();
+        let cluster = self.config.cluster.is_some();
+        let mut rooms: Vec<RoomState> = self.rooms.iter().map(|(name, r)| room_state(name, r, cluster)).collect();
         rooms.sort_by(|a, b| a.name.cmp(&b.name));
         let mut realms: Vec<RealmState> = self
             .realms

@@ -101,6 +101,42 @@ fn conn(id: f64) -> Result<ConnectionId, JsError> {
     integer(id, "connection id").map(ConnectionId)
 }
 
+/// A connection id, or `None` for a key of another node's member (cluster
+/// mode), which is past 2^53 and no connection of this host.
+fn local(conn: ConnectionId) -> Option<u64> {
+    (!rollcall::engine::is_remote(conn)).then_some(conn.0)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsMember {
+    connection: Option<u64>,
+    id: String,
+    client_id: String,
+    data: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    in_grace: bool,
+}
+
+impl From<rollcall::MemberInfo> for JsMember {
+    fn from(m: rollcall::MemberInfo) -> Self {
+        JsMember {
+            connection: local(m.connection),
+            id: m.id,
+            client_id: m.client_id,
+            data: m.data,
+            in_grace: m.in_grace,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsClient {
+    client_id: String,
+    connections: Vec<Option<u64>>,
+}
+
 #[wasm_bindgen]
 pub struct WasmEngine {
     engine: Engine,
@@ -266,12 +302,63 @@ impl WasmEngine {
         Ok(self.batch(Some(n)))
     }
 
-    pub fn members(&self, room: &str) -> Result<JsValue, JsError> {
-        to_js(&self.engine.members(room))
+    /// Cluster mode: a change of `room` the store ordered (its text as the
+    /// engine wrote it; see the Rust `Engine::cluster_apply`).
+    #[wasm_bindgen(js_name = clusterApply)]
+    pub fn cluster_apply(&mut self, room: &str, change: &str, now: f64) -> Result<JsValue, JsError> {
+        self.engine.cluster_apply(room, change, integer(now, "now")?).map_err(js_err)?;
+        Ok(self.batch(None))
     }
 
+    /// Cluster mode: the store's whole set of `room` (`Engine::cluster_snapshot`).
+    #[wasm_bindgen(js_name = clusterSnapshot)]
+    pub fn cluster_snapshot(&mut self, room: &str, snapshot: &str, now: f64) -> Result<JsValue, JsError> {
+        self.engine.cluster_snapshot(room, snapshot, integer(now, "now")?).map_err(js_err)?;
+        Ok(self.batch(None))
+    }
+
+    /// Cluster mode: hands over the connection whose resume token is
+    /// `token` (`Engine::cluster_handover`): a batch whose `state` is the
+    /// text for `clusterResume` on the claiming node, or null.
+    #[wasm_bindgen(js_name = clusterHandover)]
+    pub fn cluster_handover(&mut self, token: &str, now: f64) -> Result<JsValue, JsError> {
+        let state = self.engine.cluster_handover(token, integer(now, "now")?);
+        let out = self.batch(None);
+        let state = state.map_or(JsValue::NULL, |s| JsValue::from_str(&s));
+        let _ = js_sys::Reflect::set(&out, &JsValue::from_str("state"), &state);
+        Ok(out)
+    }
+
+    /// Cluster mode: the claimed state for a pending `resume` on `id`, or
+    /// null when the claim failed (`Engine::cluster_resume`).
+    #[wasm_bindgen(js_name = clusterResume)]
+    pub fn cluster_resume(&mut self, id: f64, state: Option<String>, now: f64) -> Result<JsValue, JsError> {
+        let (id, now) = (conn(id)?, integer(now, "now")?);
+        self.engine.cluster_resume(id, state.as_deref(), now).map_err(js_err)?;
+        Ok(self.batch(None))
+    }
+
+    /// Cluster mode: this engine's own members of `room`, as stored.
+    #[wasm_bindgen(js_name = clusterLocalMembers)]
+    pub fn cluster_local_members(&self, room: &str) -> Vec<String> {
+        self.engine.cluster_local_members(room)
+    }
+
+    /// Members; one of another node (cluster mode) has `connection: null`.
+    pub fn members(&self, room: &str) -> Result<JsValue, JsError> {
+        let members: Vec<JsMember> = self.engine.members(room).into_iter().map(JsMember::from).collect();
+        to_js(&members)
+    }
+
+    /// Clients; connections of other nodes (cluster mode) are `null`.
     pub fn clients(&self, room: &str) -> Result<JsValue, JsError> {
-        to_js(&self.engine.clients(room))
+        let clients: Vec<JsClient> = self
+            .engine
+            .clients(room)
+            .into_iter()
+            .map(|c| JsClient { client_id: c.client_id, connections: c.connections.into_iter().map(local).collect() })
+            .collect();
+        to_js(&clients)
     }
 
     #[wasm_bindgen(js_name = roomCounts)]

@@ -1,0 +1,198 @@
+// The Lua scripts of rollcall/redis: each change of a room is one atomic
+// script (state, sequence, log, fan-out), so that Redis orders every
+// room's changes once for all nodes. Member and change texts are the
+// engine's (see src/engine/cluster.rs); the scripts read a member's `id`
+// and `n` (node) and never re-encode one, so presence data reaches every
+// node byte for byte. Times come from Redis's clock (TIME), never a node's.
+//
+// Room keys (one hash tag per room): KEYS[1] members HASH id -> member,
+// KEYS[2] meta HASH e (epoch) / s (seq), KEYS[3] log STREAM (ids 0-<seq>).
+
+/** Lua helper: the room's epoch, created from Redis TIME (µs) when missing. */
+const EPOCH = `
+local function epoch(meta)
+  local e = redis.call('HGET', meta, 'e')
+  if not e then
+    local t = redis.call('TIME')
+    e = t[1] .. string.format('%06d', tonumber(t[2]))
+    redis.call('HSET', meta, 'e', e)
+  end
+  return e
+end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function publish(keys, channel, maxlen, e, body)
+  local s = redis.call('HINCRBY', keys[2], 's', 1)
+  local change = '{"e":' .. e .. ',"s":' .. s .. ',' .. body .. '}'
+  redis.call('XADD', keys[3], 'MAXLEN', '~', maxlen, '0-' .. s, 'c', change)
+  redis.call('PUBLISH', channel, change)
+  return change
+end
+`;
+
+/**
+ * One local change. KEYS: members, meta, log, the node's room SET.
+ * ARGV: op (join|update|leave|adopt), member id, member text ('' for leave),
+ * channel, time (ms, the origin's clock, for the event's timestamp),
+ * room, stream max length. Returns the change, or nil when a leave finds
+ * nothing to remove.
+ */
+export const CHANGE = `${EPOCH}
+local op, id, member = ARGV[1], ARGV[2], ARGV[3]
+local e = epoch(KEYS[2])
+if op == 'adopt' then
+  -- A member resumed on this node: re-owned, no event (if it is still there).
+  if redis.call('HEXISTS', KEYS[1], id) == 1 then
+    redis.call('HSET', KEYS[1], id, member)
+    redis.call('SADD', KEYS[4], ARGV[6])
+    return false
+  end
+  op = 'join'
+end
+if op == 'leave' then
+  member = redis.call('HGET', KEYS[1], id)
+  if not member then return false end
+  redis.call('HDEL', KEYS[1], id)
+else
+  if redis.call('HEXISTS', KEYS[1], id) == 1 then op = 'update' else op = 'join' end
+  redis.call('HSET', KEYS[1], id, member)
+  redis.call('SADD', KEYS[4], ARGV[6])
+end
+return publish(KEYS, ARGV[4], ARGV[7], e, '"op":"' .. op .. '","t":' .. ARGV[5] .. ',"m":' .. member)
+`;
+
+/** The room's whole set: {epoch, seq, member...}. KEYS: members, meta. */
+export const SNAPSHOT = `${EPOCH}
+local e = epoch(KEYS[2])
+local s = redis.call('HGET', KEYS[2], 's') or '0'
+local out = { e, s }
+for _, m in ipairs(redis.call('HVALS', KEYS[1])) do out[#out + 1] = m end
+return out
+`;
+
+/**
+ * A node re-asserts its own members of one room (after Redis lost its
+ * state, or a network blip): the room holds exactly ARGV[5..] of node
+ * ARGV[1]. If anything changed, one `resync` change tells every node to
+ * re-read the room (no leave or join storm). KEYS: members, meta, log,
+ * the node's room SET. ARGV: node, channel, room, stream max length,
+ * members... Returns 1 if it changed something.
+ */
+export const REASSERT = `${EPOCH}
+local node = ARGV[1]
+local fresh = redis.call('EXISTS', KEYS[2]) == 0
+local e = epoch(KEYS[2])
+local want = {}
+for i = 5, #ARGV do
+  want[cjson.decode(ARGV[i]).id] = ARGV[i]
+end
+local changed = false
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if want[all[i]] == nil then
+    local ok, m = pcall(cjson.decode, all[i + 1])
+    if ok and m.n == node then
+      redis.call('HDEL', KEYS[1], all[i])
+      changed = true
+    end
+  end
+end
+for id, m in pairs(want) do
+  if redis.call('HGET', KEYS[1], id) ~= m then
+    redis.call('HSET', KEYS[1], id, m)
+    changed = true
+  end
+end
+if #ARGV >= 5 then redis.call('SADD', KEYS[4], ARGV[3]) end
+if changed or fresh then
+  publish(KEYS, ARGV[2], ARGV[4], e, '"op":"resync"')
+  return 1
+end
+return 0
+`;
+
+/**
+ * The reaper, for one room of a dead node: removes each of its members
+ * with a real leave (a new seq each, published). KEYS: members, meta,
+ * log. ARGV: node, channel, stream max length. Returns how many left.
+ */
+export const REAP = `${EPOCH}
+local node = ARGV[1]
+local all = redis.call('HGETALL', KEYS[1])
+local n = 0
+local e
+for i = 1, #all, 2 do
+  local ok, m = pcall(cjson.decode, all[i + 1])
+  if ok and m.n == node then
+    e = e or epoch(KEYS[2])
+    redis.call('HDEL', KEYS[1], all[i])
+    publish(KEYS, ARGV[2], ARGV[3], e, '"op":"leave","t":' .. now_ms() .. ',"m":' .. all[i + 1])
+    n = n + 1
+  end
+end
+return n
+`;
+
+/**
+ * A node's heartbeat, scored with Redis TIME. KEYS: nodes ZSET.
+ * ARGV: node. Returns 1 if the node was registered (0: new, reaped, or
+ * Redis lost its state: re-assert).
+ */
+export const BEAT = `${EPOCH}
+local known = redis.call('ZSCORE', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[1], now_ms(), ARGV[1])
+if known then return 1 end
+return 0
+`;
+
+/** Nodes whose last beat is older than ARGV[1] ms by Redis TIME. KEYS: nodes ZSET. */
+export const DEAD = `${EPOCH}
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now_ms() - tonumber(ARGV[1])))
+`;
+
+/**
+ * Takes the reaper's lock for a dead node, once: KEYS: lock. ARGV: the
+ * reaper's node, lock ms. Returns 1 if taken.
+ */
+export const LOCK = `
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+`;
+
+/**
+ * After a node's rooms are reaped (or it shut down): forget it.
+ * KEYS: nodes ZSET, the node's room SET. ARGV: node.
+ */
+export const FORGET = `
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+return 1
+`;
+
+/**
+ * The node has no connection left in a room (so no member there): it
+ * leaves its room SET. Runs after the members' leaves (same connection,
+ * in order). KEYS: the node's room SET. ARGV: room.
+ */
+export const UNTRACK = `return redis.call('SREM', KEYS[1], ARGV[1])`;
+
+/** The node's rooms (to reap them). KEYS: the node's room SET. */
+export const ROOMS = `return redis.call('SMEMBERS', KEYS[1])`;
+
+/** A connection in grace is resumable: KEYS: its resume key. ARGV: node, ms left. */
+export const RESUMABLE = `
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+`;
+
+/** Claims a resume token, once: returns the node that holds it, and forgets it. KEYS: its resume key. */
+export const CLAIM = `
+local node = redis.call('GET', KEYS[1])
+if node then redis.call('DEL', KEYS[1]) end
+return node
+`;
+
+/** KEYS: a channel. ARGV: the message. */
+export const PUBLISH = `return redis.call('PUBLISH', KEYS[1], ARGV[1])`;

@@ -1,0 +1,309 @@
+// Cluster mode on a real redis-server: three rollcall nodes, each its own
+// OS process (tests/js/cluster/node.js: rollcall/node + rollcall/redis),
+// real clients on different nodes. Short heartbeats (500 ms, dead after
+// 2 500 ms: a bound of 3 000 ms) keep it fast; waits are event-driven with
+// generous time-outs, for slow CI machines.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Client } from '../../js/client.node.js';
+import { once } from 'node:events';
+import { Engine } from '../../js/index.node.js';
+import { attach } from '../../js/node.js';
+import { CLUSTER_DEFAULTS, healBoundMs, joinCluster } from '../../js/cluster.js';
+import { TestClient, eventually } from './helpers.js';
+import { startRedis } from './redis-server.js';
+import { startNode, clusterToken } from './cluster/harness.js';
+
+const HEARTBEAT = 500;
+const DEAD_AFTER = 2500;
+/** Lost connections keep their place for 15 s (the default), for a resume on another node. */
+const NODE_OPTIONS = { heartbeatMs: HEARTBEAT, deadAfterMs: DEAD_AFTER, leaveGraceMs: 15_000 };
+const BOUND = healBoundMs({ heartbeatMs: HEARTBEAT, deadAfterMs: DEAD_AFTER });
+/** Slack over the bound for a loaded machine (process scheduling, Redis round trips). */
+const SLACK = 7000;
+
+let redis;
+const nodes = [];
+const clients = [];
+const sockets = [];
+
+before(async () => {
+  redis = await startRedis();
+  for (const name of ['n1', 'n2', 'n3']) nodes.push(await startNode(name, redis.url, NODE_OPTIONS));
+});
+
+after(async () => {
+  for (const c of clients) c.close();
+  for (const s of sockets) s.ws.terminate();
+  await Promise.all(nodes.map((n) => n.kill()));
+  await redis?.stop();
+});
+
+/** A raw client on `node` as `sub` (frames recorded), welcomed. */
+async function raw(node, sub) {
+  const c = await TestClient.connect(`${node.url}/?token=${clusterToken(sub)}`);
+  sockets.push(c);
+  await c.wait((f) => f.type === 'welcome', 10_000);
+  return c;
+}
+
+/** An SDK client on `node` as `sub`. */
+async function sdk(node, sub) {
+  const c = new Client({ url: node.url, token: clusterToken(sub), minDelayMs: 50, maxDelayMs: 200 });
+  clients.push(c);
+  await c.connect();
+  return c;
+}
+
+/** An SDK watcher of `room` on `node`: every presence event it delivers, as [event, clientId, data]. */
+async function watch(node, room) {
+  const c = await sdk(node, `watcher-${node.node}`);
+  const events = [];
+  await (await c.join(room)).presence.subscribe((e) => events.push([e.event, e.clientId, e.data]));
+  return events;
+}
+
+/** Polls an async `check` until it resolves truthy. */
+async function until(check, ms) {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const ids = (view) => view.members.map((m) => m.id).sort();
+const presence = (c, room) => c.frames.filter((f) => f.type === 'presence' && f.room === room);
+
+test('the heal bound is deadAfterMs + heartbeatMs: 20 s with the defaults', () => {
+  assert.equal(CLUSTER_DEFAULTS.heartbeatMs, 5000);
+  assert.equal(CLUSTER_DEFAULTS.deadAfterMs, 15_000);
+  assert.equal(healBoundMs(), 20_000);
+  assert.equal(BOUND, 3000);
+});
+
+test('joinCluster takes a redis:// URL, and refuses a bad node name', async () => {
+  const engine = new Engine({ cluster: { node: 'in-process' } });
+  const server = attach(engine, { port: 0, host: '127.0.0.1' });
+  await once(server, 'listening');
+  await assert.rejects(joinCluster(server, { redis: redis.url, node: 'bad:name' }), TypeError);
+  const cluster = await joinCluster(server, { redis: redis.url, node: 'in-process' });
+  assert.equal(cluster.node, 'in-process');
+  await cluster.close();
+});
+
+test('one presence set across three nodes; every event reaches every node once, in one order', async () => {
+  const room = 'lobby';
+  const watchers = [];
+  for (const node of nodes) {
+    const w = await raw(node, `w-${node.node}`);
+    await w.request({ op: 'room.join', room });
+    const ack = await w.request({ op: 'presence.subscribe', room });
+    assert.deepEqual(ack.members, []);
+    watchers.push(w);
+  }
+  // Members on every node, two devices of one clientId on two nodes.
+  const members = [];
+  for (const [i, sub] of [[0, 'alice'], [1, 'bob'], [2, 'carol'], [1, 'alice']]) {
+    const c = await raw(nodes[i], sub);
+    await c.request({ op: 'room.join', room });
+    members.push(c);
+  }
+  // Concurrent writes from all nodes: Redis orders them.
+  await Promise.all(members.map((c, i) => c.request({ op: 'presence.join', room, data: { n: i } })));
+  await Promise.all(members.map((c, i) => c.request({ op: 'presence.update', room, data: { n: i + 10 } })));
+  await members[2].request({ op: 'presence.leave', room });
+  const total = 4 + 4 + 1;
+  for (const w of watchers) await eventually(() => presence(w, room).length >= total, 15_000);
+  const seen = watchers.map((w) => presence(w, room).map((f) => [f.seq, f.event, f.id, JSON.stringify(f.data)]));
+  assert.deepEqual(seen[1], seen[0], 'n2 saw what n1 saw, in the same order');
+  assert.deepEqual(seen[2], seen[0], 'n3 saw what n1 saw, in the same order');
+  assert.deepEqual(seen[0].map((e) => e[0]), Array.from({ length: total }, (_, i) => i + 1), 'seq 1..9, no gap, no duplicate');
+  assert.equal(new Set(watchers.map((w) => presence(w, room)[0].epoch)).size, 1, 'one epoch everywhere');
+  // The same set on every node, and the same per-client view.
+  const views = await Promise.all(nodes.map((n) => n.view(room)));
+  assert.equal(views[0].members.length, 3);
+  for (const v of views) assert.deepEqual(ids(v), ids(views[0]));
+  for (const v of views) {
+    const alice = v.clients.find((c) => c.clientId === 'alice');
+    assert.equal(alice.connections.length, 2, 'alice holds two devices, on two nodes');
+  }
+  // A newcomer's snapshot on any node holds the same set at the same seq.
+  const late = await raw(nodes[2], 'late');
+  await late.request({ op: 'room.join', room });
+  const get = await late.request({ op: 'presence.get', room });
+  assert.deepEqual(get.members.map((m) => m.id).sort(), ids(views[0]));
+  assert.equal(get.seq, total);
+  // Client view: alice's first device in and last device out, across nodes.
+  const cw = await raw(nodes[0], 'client-watcher');
+  await cw.request({ op: 'room.join', room });
+  await cw.request({ op: 'presence.subscribe', room, view: 'client' });
+  members[0].ws.close();
+  await eventually(() => presence(watchers[0], room).length >= total + 1, 15_000);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual(presence(cw, room), [], 'alice is still present on n2: no client-view leave');
+  members[3].ws.close();
+  const leave = await cw.wait((f) => f.type === 'presence' && f.event === 'leave', 15_000);
+  assert.equal(leave.clientId, 'alice');
+});
+
+test('room events published on one node reach their subscribers on every node, once', async () => {
+  const room = 'chat';
+  const listeners = [];
+  const deaf = [];
+  for (const node of nodes) {
+    const l = await raw(node, `l-${node.node}`);
+    await l.request({ op: 'room.join', room });
+    await l.request({ op: 'subscribe', room, event: 'said' });
+    listeners.push(l);
+    const d = await raw(node, `d-${node.node}`);
+    await d.request({ op: 'room.join', room });
+    deaf.push(d);
+  }
+  const ack = await listeners[1].request({ op: 'publish', room, event: 'said', data: { text: 'hi' } });
+  assert.equal(ack.recipients, 1, 'the recipients on its own node');
+  for (const l of listeners) {
+    const m = await l.wait((f) => f.type === 'message' && f.event === 'said', 15_000);
+    assert.deepEqual([m.data, m.from.clientId], [{ text: 'hi' }, 'l-n2']);
+  }
+  await new Promise((r) => setTimeout(r, 300));
+  for (const l of listeners) assert.equal(l.frames.filter((f) => f.type === 'message').length, 1);
+  for (const d of deaf) assert.equal(d.frames.filter((f) => f.type === 'message').length, 0);
+});
+
+test('Redis restarted (its state lost) mid-run: no ghost, no duplicate, subscribers resync', async () => {
+  const room = 'restart';
+  const watchers = [];
+  for (const node of nodes) watchers.push(await watch(node, room));
+  const stays = [];
+  for (const [i, sub] of [[0, 'ann'], [1, 'ben'], [2, 'cat']]) {
+    const c = await sdk(nodes[i], sub);
+    const r = await c.join(room);
+    await r.presence.join({ sub });
+    stays.push(c);
+  }
+  const goes = await sdk(nodes[1], 'dan');
+  await (await goes.join(room)).presence.join({ sub: 'dan' });
+  for (const w of watchers) await eventually(() => w.length === 4, 15_000);
+  const healed = nodes.map((n) => n.events.filter((e) => e.event === 'healed').length);
+
+  await redis.restart();
+  // While Redis was away, dan left: his leave could not be written.
+  goes.close();
+  // Every node notices (reconnect, or a heartbeat Redis does not know),
+  // re-asserts its own members and re-reads its rooms.
+  await eventually(() => nodes.every((n, i) => n.events.filter((e) => e.event === 'healed').length > healed[i]), 20_000);
+  for (const w of watchers) await eventually(() => w.some(([event, who]) => event === 'leave' && who === 'dan'), 20_000);
+  await until(async () => {
+    const views = await Promise.all(nodes.map((n) => n.view(room)));
+    return views.every((v) => v.members.length === 3);
+  }, 20_000);
+  await new Promise((r) => setTimeout(r, 1000));
+  for (const w of watchers) {
+    const joins = w.filter(([event]) => event === 'join').map(([, who]) => who);
+    assert.deepEqual(joins.sort(), ['ann', 'ben', 'cat', 'dan'], 'nobody joined twice');
+    assert.deepEqual(w.filter(([event]) => event === 'leave').map(([, who]) => who), ['dan'], 'only dan left: no storm');
+  }
+  const views = await Promise.all(nodes.map((n) => n.view(room)));
+  for (const v of views) assert.deepEqual(v.members.map((m) => m.clientId).sort(), ['ann', 'ben', 'cat'], 'no ghost');
+  // Writes go on in the new epoch.
+  await (await stays[0].join(room)).presence.update({ sub: 'ann', again: true });
+  for (const w of watchers) await eventually(() => w.some(([event, , data]) => event === 'update' && data?.again), 15_000);
+  for (const c of stays) c.close();
+});
+
+test('a client resumes on another node within its grace: zero events at observers', async () => {
+  const room = 'resume';
+  const observers = [];
+  for (const node of nodes) {
+    const o = await raw(node, `o-${node.node}`);
+    await o.request({ op: 'room.join', room });
+    await o.request({ op: 'presence.subscribe', room });
+    observers.push(o);
+  }
+  const phone = await raw(nodes[0], 'rita');
+  const { resumeToken, id } = phone.frames.find((f) => f.type === 'welcome');
+  await phone.request({ op: 'room.join', room });
+  await phone.request({ op: 'presence.subscribe', room });
+  await phone.request({ op: 'presence.join', room, data: { on: 'phone' } });
+  for (const o of observers) await o.wait((f) => f.type === 'presence' && f.event === 'join', 15_000);
+  const seen = observers.map((o) => presence(o, room).length);
+  phone.ws.terminate(); // no close frame: lost, in grace on n1
+  await until(async () => (await nodes[0].view(room)).members.some((m) => m.inGrace), 15_000);
+  // Back through another node (a load balancer picked n2).
+  const laptop = await raw(nodes[1], 'rita');
+  const ack = await laptop.request({ op: 'resume', token: resumeToken });
+  assert.equal(ack.type, 'ack', JSON.stringify(ack));
+  assert.equal(ack.id, id, 'the same member id');
+  await new Promise((r) => setTimeout(r, 500));
+  observers.forEach((o, i) => assert.equal(presence(o, room).length, seen[i], `no event at the observer on ${nodes[i].node}`));
+  const views = await Promise.all(nodes.map((n) => n.view(room)));
+  for (const v of views) assert.deepEqual(v.members.map((m) => [m.id, m.clientId, m.data, m.inGrace ?? false]), [[id, 'rita', { on: 'phone' }, false]]);
+  assert.equal(views[1].members[0].connection != null, true, 'n2 holds her now');
+  assert.equal(views[0].members[0].connection, null, 'n1 shows her as another node\'s');
+  // Later changes come from n2, once each, and her grace on n1 never ends in a leave.
+  await laptop.request({ op: 'presence.update', room, data: { on: 'laptop' } });
+  laptop.ws.close();
+  for (const o of observers) await o.wait((f) => f.type === 'presence' && f.event === 'leave', 15_000);
+  observers.forEach((o, i) => {
+    assert.deepEqual(presence(o, room).slice(seen[i]).map((f) => f.event), ['update', 'leave']);
+  });
+});
+
+test('a graceful shutdown leaves at once, on every node', async () => {
+  const room = 'graceful';
+  const w1 = await watch(nodes[0], room);
+  const leaving = await sdk(nodes[2], 'gus');
+  await (await leaving.join(room)).presence.join(null);
+  await eventually(() => w1.length === 1, 15_000);
+  await nodes[2].close();
+  await eventually(() => w1.some(([event]) => event === 'leave'), 15_000);
+  assert.deepEqual(w1, [['join', 'gus', null], ['leave', 'gus', null]]);
+  // Its own leave, not a reaper's: the node left the cluster, nobody reaps it.
+  await new Promise((r) => setTimeout(r, DEAD_AFTER + 2 * HEARTBEAT));
+  const reaped = nodes.slice(0, 2).flatMap((n) => n.events.filter((e) => e.event === 'reaped' && e.node === 'n3'));
+  assert.deepEqual(reaped, []);
+  nodes[2] = await startNode('n3', redis.url, NODE_OPTIONS);
+});
+
+test('SIGKILL of a node: exactly one leave per lost member everywhere, within the bound', async () => {
+  const room = 'kill';
+  const w1 = await watch(nodes[0], room);
+  const w2 = await watch(nodes[1], room);
+  for (const sub of ['kim', 'kai']) {
+    const c = await sdk(nodes[2], sub);
+    await (await c.join(room)).presence.join({ sub });
+  }
+  const survivor = await sdk(nodes[1], 'sam');
+  await (await survivor.join(room)).presence.join({ sub: 'sam' });
+  for (const w of [w1, w2]) await eventually(() => w.length === 3, 15_000);
+  const t0 = Date.now();
+  await nodes[2].kill();
+  for (const w of [w1, w2]) await eventually(() => w.filter(([e]) => e === 'leave').length === 2, BOUND + SLACK);
+  const healedIn = Date.now() - t0;
+  assert.ok(healedIn <= BOUND + SLACK, `healed in ${healedIn} ms`);
+  // Wait past another round of reapers: nothing more.
+  await new Promise((r) => setTimeout(r, 2 * HEARTBEAT + 500));
+  for (const w of [w1, w2]) {
+    assert.deepEqual(w.filter(([e]) => e === 'leave').map(([, who]) => who).sort(), ['kai', 'kim'], 'one leave per lost member');
+  }
+  const reaped = nodes.slice(0, 2).flatMap((n) => n.events.filter((e) => e.event === 'reaped' && e.node === 'n3'));
+  assert.equal(reaped.reduce((n, e) => n + e.members, 0), 2, 'reaped once, by one survivor');
+  for (const n of nodes.slice(0, 2)) assert.deepEqual((await n.view(room)).members.map((m) => m.clientId), ['sam']);
+});
+
+test('a node restarted under the same name removes its previous life\'s members at once', async () => {
+  const room = 'reborn';
+  const w = await watch(nodes[0], room);
+  let n4 = await startNode('n4', redis.url, NODE_OPTIONS);
+  const c = await sdk(n4, 'old-life');
+  await (await c.join(room)).presence.join(null);
+  await eventually(() => w.length === 1, 15_000);
+  await n4.kill();
+  c.close();
+  n4 = await startNode('n4', redis.url, NODE_OPTIONS);
+  nodes.push(n4); // stopped by after()
+  await eventually(() => w.some(([e]) => e === 'leave'), 15_000);
+  // Nobody else would ever reap n4: it beats again under the same name.
+  assert.deepEqual(w, [['join', 'old-life', null], ['leave', 'old-life', null]]);
+});
