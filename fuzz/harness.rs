@@ -5,8 +5,10 @@
 //! [`run`] reads its bytes as a sequence of host events (opens with
 //! host-asserted identities from a small table, HS256 tokens minted here,
 //! no credentials or garbage tokens; structured JSON frames built from
-//! choices in the input; raw frames; auth refreshes; closes; clock ticks;
-//! host publishes; a snapshot+restore swap) against an engine with small
+//! choices in the input; raw frames; auth refreshes; closes; lost sockets
+//! with a leave grace; signs of life; `resume` frames with the tokens the
+//! engine handed out; clock ticks; host publishes; a snapshot+restore swap)
+//! against an engine with small
 //! limits, and checks invariants after every event. A failed invariant
 //! panics with a message that starts with `invariant:`.
 //!
@@ -29,6 +31,10 @@ use rollcall::{
 const T0: u64 = 1_720_865_608_496;
 const SECRET: &str = "rollcall-fuzz-secret";
 const LEEWAY_MS: u64 = 1_000;
+/// `leave_grace_ms` of the harness.
+const LEAVE_GRACE_MS: u64 = 3_000;
+/// Resume tokens kept from welcomes and resume acks, newest last.
+const MAX_TOKENS: usize = 8;
 const APP_ID: &str = "rollcall";
 /// Events read from one input at most.
 const MAX_EVENTS: usize = 256;
@@ -573,10 +579,11 @@ fn config() -> Config {
     config.auth.keys = vec![JwtKey::hmac(Algorithm::HS256, SECRET)];
     config.auth.leeway_ms = LEEWAY_MS;
     config.auth.auth_timeout_ms = 2_000;
-    // Idle time-outs are fuzzed; a lost connection leaves at once (its
-    // grace and resume are checked by tests/model.rs), so every Close is
-    // followed by its Closed event.
-    config.leave_grace_ms = 0;
+    // Idle time-outs, lost sockets, leave grace and resume are fuzzed: a
+    // lost connection stays (unreachable) for LEAVE_GRACE_MS unless a new
+    // connection resumes it with the token of its welcome.
+    config.leave_grace_ms = LEAVE_GRACE_MS;
+    config.resume_secret = Some("rollcall-fuzz-resume".into());
     config.default_permissions =
         BTreeMap::from([("r3".to_string(), BTreeMap::from([("**".to_string(), "R".to_string())]))]);
     let l = &mut config.limits;
@@ -608,6 +615,10 @@ enum Action {
     Open(u64, Credentials),
     Frame(u64, Vec<u8>),
     Close(u64),
+    /// The socket dropped without a close (`handle_lost`).
+    Lost(u64),
+    /// A sign of life other than a frame (`handle_alive`).
+    Alive(u64),
     Tick,
     Publish { room: String, event: String, data: Option<String> },
 }
@@ -631,6 +642,14 @@ fn exec(engine: &mut Engine, action: &Action, now: u64) -> (Answer, Vec<Output>)
         }
         Action::Close(c) => {
             engine.handle_close(ConnectionId(*c), now);
+            Answer::None
+        }
+        Action::Lost(c) => {
+            engine.handle_lost(ConnectionId(*c), now);
+            Answer::None
+        }
+        Action::Alive(c) => {
+            engine.handle_alive(ConnectionId(*c), now);
             Answer::None
         }
         Action::Tick => {
@@ -660,6 +679,8 @@ struct Expect {
     opened: Option<(u64, Option<Identity>, bool)>,
     /// The host closed this connection.
     host_closed: Option<u64>,
+    /// This event concerns a lost connection only: nothing may happen.
+    quiet: Option<u64>,
     /// A connection sent `auth` with a token proving this identity.
     auth: Option<(u64, Identity)>,
     /// Token times are past what f64 holds exactly: adopt the engine's
@@ -679,6 +700,12 @@ struct Harness {
     now: u64,
     /// Live connections and the identity each holds (`None`: pending).
     live: BTreeMap<u64, Option<Identity>>,
+    /// Of those, the ones lost and in grace: nothing may be sent to them.
+    lost: BTreeSet<u64>,
+    /// Member ids that moved with a resume (connection -> the id it took).
+    member_ids: BTreeMap<u64, String>,
+    /// Resume tokens seen in frames, newest last.
+    tokens: Vec<String>,
     events: usize,
     /// Every connection has been closed (the last checks run).
     finished: bool,
@@ -693,6 +720,9 @@ impl Harness {
             shadow: None,
             now: T0,
             live: BTreeMap::new(),
+            lost: BTreeSet::new(),
+            member_ids: BTreeMap::new(),
+            tokens: Vec::new(),
             events: 0,
             finished: false,
             trace: std::env::var_os("ROLLCALL_FUZZ_TRACE").is_some(),
@@ -702,7 +732,7 @@ impl Harness {
     fn step(&mut self, inp: &mut Input) {
         self.events += 1;
         let mut expect = Expect::default();
-        let action = match inp.choose(20) {
+        let action = match inp.choose(24) {
             0..=2 => {
                 let c = CONNS[inp.choose(CONNS.len())];
                 let credentials = match inp.choose(8) {
@@ -770,7 +800,12 @@ impl Harness {
             }
             13 => {
                 let c = CONNS[inp.choose(CONNS.len())];
-                expect.host_closed = Some(c);
+                if self.lost.contains(&c) {
+                    // Its socket is gone already: the engine waits for its grace.
+                    expect.quiet = Some(c);
+                } else {
+                    expect.host_closed = Some(c);
+                }
                 Action::Close(c)
             }
             14 | 15 => {
@@ -802,6 +837,30 @@ impl Harness {
                     _ => Some(r#"{"server":true}"#.to_string()),
                 };
                 Action::Publish { room, event, data }
+            }
+            20 => {
+                let c = CONNS[inp.choose(CONNS.len())];
+                if self.lost.contains(&c) {
+                    expect.quiet = Some(c);
+                }
+                Action::Lost(c)
+            }
+            21 => Action::Alive(CONNS[inp.choose(CONNS.len())]),
+            22 => {
+                // A resume with a token some connection was given (or a stale one).
+                let c = CONNS[inp.choose(CONNS.len())];
+                let token = match self.tokens.len() {
+                    0 => "0".repeat(64),
+                    n => self.tokens[n - 1 - inp.choose(n)].clone(),
+                };
+                let r = inp.byte();
+                let since = match inp.choose(4) {
+                    0 => String::new(),
+                    1 => format!(r#","epoch":{},"since":{{"lobby":{}}}"#, inp.byte(), inp.byte()),
+                    2 => format!(r#","epoch":0,"since":{{"room-1":{},"lobby":0}}"#, inp.byte()),
+                    _ => r#","since":{"room-2":1}"#.to_string(),
+                };
+                Action::Frame(c, format!(r#"{{"op":"resume","ref":{r},"token":{}{since}}}"#, js(&token)).into_bytes())
             }
             17 => {
                 if self.trace {
@@ -848,6 +907,22 @@ impl Harness {
         self.shadow = Some(old);
     }
 
+    /// Keeps the resume tokens a frame carries (welcomes, resume acks),
+    /// for later `resume` frames.
+    fn keep_tokens(&mut self, payload: &str) {
+        const KEY: &str = "\"resumeToken\":\"";
+        let Some(at) = payload.find(KEY) else { return };
+        let rest = &payload[at + KEY.len()..];
+        let Some(end) = rest.find('"') else { return };
+        let token = rest[..end].to_string();
+        if !self.tokens.contains(&token) {
+            if self.tokens.len() == MAX_TOKENS {
+                self.tokens.remove(0);
+            }
+            self.tokens.push(token);
+        }
+    }
+
     fn check_outputs(
         &mut self,
         action: &Action,
@@ -878,11 +953,24 @@ impl Harness {
             if !before.contains(c) {
                 assert!(outputs.is_empty(), "invariant: a frame for unknown connection {c} produced {outputs:?}");
             }
+            if self.lost.contains(c) {
+                assert!(outputs.is_empty(), "invariant: a frame for lost connection {c} produced {outputs:?}");
+            }
+        }
+        if let Action::Alive(c) = action {
+            assert!(outputs.is_empty(), "invariant: a sign of life of {c} produced {outputs:?}");
+        }
+        if let Some(c) = expect.quiet {
+            assert!(outputs.is_empty(), "invariant: {action:?} on lost connection {c} produced {outputs:?}");
         }
         let mut gone: BTreeSet<u64> = BTreeSet::new();
         let mut closed_by_engine: BTreeSet<u64> = BTreeSet::new();
         let mut full: BTreeSet<u64> = BTreeSet::new();
         let mut bad_identity: BTreeSet<u64> = BTreeSet::new();
+        // Sockets this event closed or lost, and resumes (new, previous).
+        let mut socket_closed: BTreeSet<u64> = BTreeSet::new();
+        let mut lost_now: BTreeSet<u64> = BTreeSet::new();
+        let mut resumed: Vec<(u64, u64)> = Vec::new();
         let mut sent = 0usize;
         let mut publish_sends: Vec<usize> = Vec::new();
         for o in outputs {
@@ -898,7 +986,13 @@ impl Harness {
                             expect.host_closed != Some(*c),
                             "invariant: Send to connection {c} while the host closes it"
                         );
+                        assert!(
+                            !self.lost.contains(c) && !lost_now.contains(c),
+                            "invariant: Send to connection {c}, which is lost (in grace)"
+                        );
+                        assert!(!socket_closed.contains(c), "invariant: Send to connection {c} after its Close");
                     }
+                    self.keep_tokens(&t.payload);
                     sent += 1;
                     publish_sends.push(t.to.len());
                 }
@@ -907,10 +1001,24 @@ impl Harness {
                     assert!(may_exist.contains(&c), "invariant: Close of connection {c}, which is not live");
                     assert!(!gone.contains(&c), "invariant: connection {c} closed twice");
                     assert!(close.reason.len() <= 123, "invariant: close reason over 123 bytes");
+                    assert!(!self.lost.contains(&c), "invariant: Close of connection {c}, which is lost already");
                     if close.code == CloseCode::EngineFull {
                         full.insert(c);
                     }
                     closed_by_engine.insert(c);
+                    socket_closed.insert(c);
+                }
+                Output::Event(HostEvent::ConnectionLost { connection, .. }) => {
+                    let c = connection.0;
+                    assert!(may_exist.contains(&c), "invariant: ConnectionLost of connection {c}, which is not live");
+                    assert!(!self.lost.contains(&c), "invariant: connection {c} lost twice");
+                    assert!(lost_now.insert(c), "invariant: two ConnectionLost events for connection {c}");
+                }
+                Output::Event(HostEvent::Resumed { connection, previous }) => {
+                    let (c, p) = (connection.0, previous.0);
+                    assert!(may_exist.contains(&c) && may_exist.contains(&p), "invariant: Resumed {p} -> {c} not live");
+                    assert_ne!(c, p, "invariant: connection {c} resumed itself");
+                    resumed.push((c, p));
                 }
                 Output::Event(HostEvent::Closed { connection }) => {
                     let c = connection.0;
@@ -923,12 +1031,16 @@ impl Harness {
                 Output::Event(_) => {}
             }
         }
+        // An engine Close is followed by the connection's Closed event, by
+        // its grace (a silent one, 4010), or by a resume taking it over (4011).
+        let taken_over: BTreeSet<u64> = resumed.iter().map(|(_, p)| *p).collect();
+        let accounted: BTreeSet<u64> = gone.iter().chain(&lost_now).chain(&taken_over).copied().collect();
         assert!(
-            closed_by_engine.is_subset(&gone),
-            "invariant: Close outputs {closed_by_engine:?} without Closed events ({gone:?})"
+            closed_by_engine.is_subset(&accounted),
+            "invariant: Close outputs {closed_by_engine:?} without Closed, ConnectionLost or Resumed events"
         );
         if let Action::Close(c) = action {
-            if before.contains(c) {
+            if before.contains(c) && expect.quiet != Some(*c) {
                 assert!(gone.contains(c), "invariant: host close of {c} produced no Closed event");
             } else {
                 assert!(outputs.is_empty(), "invariant: closing unknown connection {c} produced {outputs:?}");
@@ -947,6 +1059,17 @@ impl Harness {
         // Update the model.
         for c in &gone {
             self.live.remove(c);
+            self.lost.remove(c);
+            self.member_ids.remove(c);
+        }
+        for c in lost_now.difference(&gone) {
+            self.lost.insert(*c);
+        }
+        for (c, p) in &resumed {
+            self.live.remove(p);
+            self.lost.remove(p);
+            let id = self.member_ids.remove(p).unwrap_or_else(|| format!("{APP_ID}:{p}"));
+            self.member_ids.insert(*c, id);
         }
         if let Some((c, identity, must_live)) = &expect.opened {
             // Only a spent memory budget may turn a good identity away (4013).
@@ -1021,7 +1144,8 @@ impl Harness {
                 });
                 let id = id.as_ref().unwrap_or_else(|| panic!("invariant: pending connection {c} is a member"));
                 assert_eq!(id.client_id.as_deref(), Some(m.client_id.as_str()), "invariant: member {c}'s clientId");
-                assert_eq!(m.id, format!("{APP_ID}:{c}"), "invariant: member {c}'s presence id");
+                let expected = self.member_ids.get(&c).cloned().unwrap_or_else(|| format!("{APP_ID}:{c}"));
+                assert_eq!(m.id, expected, "invariant: member {c}'s presence id");
                 by_client.entry(m.client_id.clone()).or_default().insert(c);
             }
             let listed: BTreeMap<String, BTreeSet<u64>> =
@@ -1083,7 +1207,7 @@ impl Harness {
 
     /// Closes everything: nothing may be left behind.
     fn finish(&mut self) {
-        let conns: Vec<u64> = self.live.keys().copied().collect();
+        let conns: Vec<u64> = self.live.keys().copied().filter(|c| !self.lost.contains(c)).collect();
         for c in conns {
             let action = Action::Close(c);
             let before: BTreeSet<u64> = self.live.keys().copied().collect();
@@ -1097,6 +1221,22 @@ impl Harness {
             }
             let expect = Expect { host_closed: Some(c), ..Expect::default() };
             self.check_outputs(&action, &answer, &outputs, &before, &expect);
+        }
+        if !self.lost.is_empty() {
+            // The lost ones go when their grace ends.
+            self.now = self.now.saturating_add(LEAVE_GRACE_MS);
+            let action = Action::Tick;
+            let before: BTreeSet<u64> = self.live.keys().copied().collect();
+            let (answer, outputs) = exec(&mut self.engine, &action, self.now);
+            if let Some(shadow) = &mut self.shadow {
+                let shadow_result = exec(shadow, &action, self.now);
+                assert!(
+                    (&answer, &outputs) == (&shadow_result.0, &shadow_result.1),
+                    "invariant: the restored engine answered {action:?} unlike the engine it was snapshotted from"
+                );
+            }
+            self.check_outputs(&action, &answer, &outputs, &before, &Expect::default());
+            assert!(self.lost.is_empty(), "invariant: connections {:?} still lost after their grace", self.lost);
         }
         self.finished = true;
         self.check_state(&"closing every connection");

@@ -678,6 +678,10 @@ impl Model {
     }
 
     fn push(&mut self, conn: u64, frame: Value) {
+        // Nothing goes to a lost connection: it has no socket.
+        if self.lost(conn) {
+            return;
+        }
         self.out.entry(conn).or_default().push(frame);
     }
 
@@ -898,7 +902,9 @@ impl Model {
         due.sort();
         for (_, which, conn) in due {
             let Some(c) = self.conns.get(&conn) else { continue };
-            if which == 0 {
+            if which == 0 || c.lost_until.is_some() {
+                // A grace ends, or a token expires in grace: it goes, with
+                // no close (its socket is gone already).
                 self.remove_connection(conn);
             } else {
                 let code = if c.ready { 4002 } else { 4003 };
@@ -977,7 +983,7 @@ impl Model {
 
     fn host_publish(&mut self, room: &str, event: &str, data: Option<String>) -> usize {
         let Some(rm) = self.rooms.get(room) else { return 0 };
-        let to = event_recipients(rm, event);
+        let to: Vec<u64> = event_recipients(rm, event).into_iter().filter(|c| !self.lost(*c)).collect();
         let frame = json!({"type": "message", "room": room, "event": event, "timestamp": iso8601(self.now),
                            "from": null, "data": data_value(&stored(data))});
         for c in &to {
@@ -1143,7 +1149,8 @@ impl Model {
                     return self.reject(conn, json!(r), "FORBIDDEN");
                 }
                 let from = json!({"id": c.pid, "clientId": c.client_id});
-                let to = event_recipients(&self.rooms[room], event);
+                let to: BTreeSet<u64> =
+                    event_recipients(&self.rooms[room], event).into_iter().filter(|c| !self.lost(*c)).collect();
                 self.ack(conn, r, "publish", json!({"recipients": to.len()}));
                 let frame = json!({"type": "message", "room": room, "event": event,
                                    "timestamp": iso8601(self.now), "from": from,
@@ -1492,8 +1499,12 @@ fn step_resolved(h: &mut Harness, m: &mut Model, op: &Op) -> Result<(), TestCase
         }
     }
     // Drop pictures whose subscription is gone (unsubscribed, left, closed,
-    // or replaced by a filtered one).
+    // or replaced by a filtered one), or whose connection is lost (it gets
+    // nothing more; a resume brings the new connection a replay or resync).
     h.recon.retain(|(c, room), rec| {
+        if m.lost(*c) {
+            return false;
+        }
         let sub = m.rooms.get(room).and_then(|rm| rm.psubs.get(c));
         let view = match rec {
             Recon::Connection(_) => ViewK::Connection,
@@ -1655,6 +1666,9 @@ fn check_shadow(
         }
     }
     s.recon.retain(|(c, room), rec| {
+        if m.lost(*c) {
+            return false;
+        }
         let sub = m.rooms.get(room).and_then(|rm| rm.psubs.get(c));
         let view = match rec {
             Recon::Connection(_) => ViewK::Connection,

@@ -684,6 +684,10 @@ impl Model {
     }
 
     fn push(&mut self, conn: u64, frame: Value) {
+        // Nothing goes to a lost connection: it has no socket.
+        if self.lost(conn) {
+            return;
+        }
         self.out.entry(conn).or_default().push(frame);
     }
 
@@ -892,7 +896,9 @@ impl Model {
         due.sort();
         for (_, which, conn) in due {
             let Some(c) = self.conns.get(&conn) else { continue };
-            if which == 0 {
+            if which == 0 || c.lost_until.is_some() {
+                // A grace ends, or a token expires in grace: it goes, with
+                // no close (its socket is gone already).
                 self.remove_connection(conn);
             } else {
                 let code = if c.ready { 4002 } else { 4003 };
@@ -1102,7 +1108,7 @@ impl Model {
                 if event == CONNECTION_STATUS_CHANGED || !allowed {
                     return self.reject(conn, json!(r), "FORBIDDEN");
                 }
-                let to = self.event_readers(realm, event, id);
+                let to: Vec<u64> = self.event_readers(realm, event, id).into_iter().filter(|c| !self.lost(*c)).collect();
                 self.ack(conn, r, "realm.publish", json!({"recipients": to.len()}));
                 let from = json!({"id": self.conns[&conn].pid, "clientId": self.conns[&conn].client_id});
                 let frame = json!({"type": "event", "realm": realm, "event": event,

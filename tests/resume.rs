@@ -193,3 +193,31 @@ fn realm_subscriptions_come_along() {
     h.ok(3, json!({"op": "object.create", "realm": "london", "id": "a"}));
     assert_eq!(h.take_type(2, "object")[0]["object"]["id"], "a");
 }
+
+#[test]
+fn a_resume_keeps_the_budget_charge_of_glob_subscriptions_and_nothing_goes_to_the_lost() {
+    // Found by the fuzz harness once it resumed: the resumer took the
+    // subscriptions but not their glob charge, so the running engine's
+    // budget drifted from a restored one by 256 KiB.
+    let mut h = Host::new(config());
+    h.open(1, common::admin());
+    let token = h.take(1)[0]["resumeToken"].as_str().unwrap().to_string();
+    h.ok(1, json!({"op": "object.subscribe", "realm": "r1", "pattern": "a?/*/b"}));
+    h.open_as(2, "bob");
+    h.join(2, "r");
+    h.join(1, "r");
+    h.ok(1, json!({"op": "subscribe", "room": "r", "event": "chat"}));
+    h.take(1);
+    h.lose(1);
+    // Lost: a publish neither reaches it nor counts it.
+    assert_eq!(h.request(2, json!({"op": "publish", "room": "r", "event": "chat", "data": 1}))["recipients"], 0);
+    assert!(h.take(1).is_empty());
+    let before = h.engine.stored_bytes();
+    h.open(3, common::admin());
+    assert_eq!(resume(&mut h, 3, &token)["type"], "ack");
+    let restored = rollcall::Engine::restore(config(), &h.engine.snapshot()).unwrap();
+    assert_eq!(h.engine.stored_bytes(), restored.stored_bytes());
+    assert!(h.engine.stored_bytes() >= before, "the glob subscription's charge moved with it");
+    // The resumer is reached again.
+    assert_eq!(h.request(2, json!({"op": "publish", "room": "r", "event": "chat", "data": 2}))["recipients"], 1);
+}

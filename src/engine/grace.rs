@@ -30,6 +30,7 @@ impl Engine {
         }
         let until = crate::time::deadline(now, grace);
         c.grace_until = Some(until);
+        self.outputs.set_lost(conn, true);
         let rooms: Vec<String> = c.rooms.keys().cloned().collect();
         self.grace.insert((until, conn));
         self.schedule_idle_check(conn, now); // cancels it
@@ -52,6 +53,7 @@ impl Engine {
         self.grace.remove(&(at, conn));
         if let Some(c) = self.connections.get_mut(&conn) {
             c.grace_until = None;
+            self.outputs.set_lost(conn, false);
             self.remove_connection(conn, now);
         }
     }

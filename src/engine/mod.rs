@@ -18,7 +18,7 @@ mod room;
 mod sequence;
 pub mod snapshot;
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -149,7 +149,7 @@ pub struct Engine {
     remote_keys: u64,
     /// `resume`s waiting for a claim on another node (cluster mode).
     pending_resumes: HashMap<ConnectionId, cluster_resume::PendingResume>,
-    outputs: VecDeque<Output>,
+    outputs: output::OutputQueue,
     /// Bytes charged against `limits.max_stored_bytes` (see `budget`).
     stored_bytes: usize,
     /// Distinct glob patterns among live connections' claims -> how many
@@ -238,7 +238,7 @@ impl Engine {
             epoch,
             remote_keys: 0,
             pending_resumes: HashMap::new(),
-            outputs: VecDeque::new(),
+            outputs: output::OutputQueue::default(),
             stored_bytes: 0,
             claim_globs: HashMap::new(),
             flushes: BTreeSet::new(),
@@ -451,7 +451,7 @@ impl Engine {
 
     /// Every pending instruction, in order.
     pub fn drain_outputs(&mut self) -> impl Iterator<Item = Output> + '_ {
-        self.outputs.drain(..)
+        self.outputs.drain()
     }
 
     /// When the engine next needs [`Engine::handle_timeout`], if ever.
@@ -674,8 +674,12 @@ impl Engine {
     }
 
     fn close(&mut self, conn: ConnectionId, code: CloseCode, reason: String, now: Millis) {
-        let reason = truncate_reason(reason);
-        self.outputs.push_back(Output::Close(Close { connection: conn, code, reason }));
+        // A lost connection (its token expired in grace) has no socket to
+        // close: it only goes. Nothing is ever addressed to a lost one.
+        if !self.connections.get(&conn).is_some_and(|c| c.grace_until.is_some()) {
+            let reason = truncate_reason(reason);
+            self.outputs.push_back(Output::Close(Close { connection: conn, code, reason }));
+        }
         self.remove_connection(conn, now);
     }
 
@@ -699,6 +703,7 @@ impl Engine {
         self.set_deadline(conn, None);
         self.pending_resumes.remove(&conn);
         let Some(c) = self.connections.remove(&conn) else { return };
+        self.outputs.set_lost(conn, false);
         self.charge(0, c.charged);
         if let Some(identity) = &c.identity {
             self.release_claims(identity);

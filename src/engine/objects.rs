@@ -361,7 +361,7 @@ impl Engine {
         let Some(c) = self.connections.get(&conn) else { return Ok(()) };
         let from = (Arc::clone(&c.presence_id), c.client_id.clone());
         let payload = reply::realm_event(realm, event, &iso8601(now), id, Some((&from.0, from.1.as_deref())), data);
-        let to = self.event_readers(realm, event, id);
+        let to = self.outputs.reachable(self.event_readers(realm, event, id));
         let body = AckBody { recipients: Some(to.len()), ..AckBody::default() };
         self.ack(conn, r, "realm.publish", body);
         self.send(to, payload);

@@ -1,5 +1,6 @@
 //! What the engine asks of its host.
 
+use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 
@@ -166,4 +167,55 @@ pub enum HostEvent {
     ClusterResync {
         room: String,
     },
+}
+
+/// The engine's pending outputs. A `Send` never names a lost connection (in
+/// grace): it has no socket, and a resume replays what it missed. The
+/// filter applies when the output is queued, so a connection lost in the
+/// middle of a call gets what came before, and nothing after.
+#[derive(Debug, Default)]
+pub(crate) struct OutputQueue {
+    queue: VecDeque<Output>,
+    /// Connections in grace now.
+    lost: HashSet<ConnectionId>,
+}
+
+impl OutputQueue {
+    pub(crate) fn push_back(&mut self, output: Output) {
+        match output {
+            Output::Send(mut t) if !self.lost.is_empty() => {
+                t.to.retain(|c| !self.lost.contains(c));
+                if !t.to.is_empty() {
+                    self.queue.push_back(Output::Send(t));
+                }
+            }
+            output => self.queue.push_back(output),
+        }
+    }
+
+    pub(crate) fn pop_front(&mut self) -> Option<Output> {
+        self.queue.pop_front()
+    }
+
+    pub(crate) fn drain(&mut self) -> std::collections::vec_deque::Drain<'_, Output> {
+        self.queue.drain(..)
+    }
+
+    /// `to` without the lost connections: the recipients a Send to `to`
+    /// reaches (what a publish ack counts).
+    pub(crate) fn reachable(&self, mut to: Vec<ConnectionId>) -> Vec<ConnectionId> {
+        if !self.lost.is_empty() {
+            to.retain(|c| !self.lost.contains(c));
+        }
+        to
+    }
+
+    /// `conn` is lost (in grace) from now on, or (`false`) no longer.
+    pub(crate) fn set_lost(&mut self, conn: ConnectionId, lost: bool) {
+        if lost {
+            self.lost.insert(conn);
+        } else {
+            self.lost.remove(&conn);
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! presence set with its per-connection and per-clientId views, presence
 //! subscriptions with their snapshot, and plain pub/sub of named events.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::value::RawValue;
@@ -84,7 +84,7 @@ impl Engine {
         let payload = reply::message(room, event, &iso8601(now), None, data);
         self.replicate_publish(room, event, &payload);
         let Some(r) = self.rooms.get(room) else { return Ok(0) };
-        let to = r.event_recipients(event);
+        let to = self.outputs.reachable(r.event_recipients(event));
         let n = to.len();
         self.send(to, payload);
         Ok(n)
@@ -359,6 +359,7 @@ impl Engine {
         }
         let c = self.connections.get(&conn).ok_or_else(unknown_connection)?;
         let to = self.rooms.get(room).map(|rm| rm.event_recipients(event)).unwrap_or_default();
+        let to = self.outputs.reachable(to);
         let body = AckBody { recipients: Some(to.len()), ..AckBody::default() };
         let payload = reply::message(room, event, &iso8601(now), Some((&c.presence_id, c.client_id.as_deref())), data);
         self.ack(conn, r, "publish", body);
@@ -413,7 +414,7 @@ pub(super) fn snapshot(room: &Room, view: View, epoch: u64) -> AckBody<'_> {
 /// room's replay buffer.
 #[allow(clippy::too_many_arguments)]
 fn emit_presence(
-    outputs: &mut VecDeque<Output>,
+    outputs: &mut super::output::OutputQueue,
     room_name: &str,
     room: &Room,
     conn: ConnectionId,
@@ -432,7 +433,7 @@ fn emit_presence(
 /// view it applies to (see `emit_presence`); returns them for replay.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn emit_frames(
-    outputs: &mut VecDeque<Output>,
+    outputs: &mut super::output::OutputQueue,
     room_name: &str,
     room: &Room,
     member: &Member,

@@ -103,7 +103,7 @@ impl Engine {
         let Some(o) = self.connections.get_mut(&from) else { return };
         let rooms = std::mem::take(&mut o.rooms);
         let realm_subs = std::mem::take(&mut o.realm_subs);
-        let (subscriptions, presence_id) = (o.subscriptions, Arc::clone(&o.presence_id));
+        let (subscriptions, globs, presence_id) = (o.subscriptions, o.glob_subscriptions, Arc::clone(&o.presence_id));
         self.forget(from);
         for name in rooms.keys() {
             if let Some(rm) = self.rooms.get_mut(name) {
@@ -127,6 +127,7 @@ impl Engine {
         c.rooms = rooms;
         c.realm_subs = realm_subs;
         c.subscriptions += subscriptions;
+        c.glob_subscriptions += globs;
         c.presence_id = presence_id;
         if let AuthState::Ready { grants } = &c.auth {
             let grants = Arc::clone(grants);

@@ -389,6 +389,7 @@ impl Engine {
         if let Some(at) = cs.grace_until {
             c.grace_until = Some(at);
             self.grace.insert((at, conn));
+            self.outputs.set_lost(conn, true);
         }
         if let Some(token) = cs.resume_token {
             let token: Arc<str> = token.into();

@@ -226,7 +226,11 @@ test('a client resumes on another node within its grace: zero events at observer
   await phone.request({ op: 'room.join', room });
   await phone.request({ op: 'presence.subscribe', room });
   await phone.request({ op: 'presence.join', room, data: { on: 'phone' } });
-  for (const o of observers) await o.wait((f) => f.type === 'presence' && f.event === 'join', 15_000);
+  // Each observer learns of her by a join, or (when its node's first
+  // snapshot of the room came after the join was ordered) by a resync.
+  const knowsRita = (f) =>
+    (f.type === 'presence' && f.event === 'join') || (f.type === 'resync' && f.members.some((m) => m.clientId === 'rita'));
+  for (const o of observers) await o.wait(knowsRita, 15_000);
   const seen = observers.map((o) => presence(o, room).length);
   phone.ws.terminate(); // no close frame: lost, in grace on n1
   await until(async () => (await nodes[0].view(room)).members.some((m) => m.inGrace), 15_000);
