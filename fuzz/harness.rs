@@ -1205,37 +1205,31 @@ impl Harness {
         );
     }
 
+    /// Runs `action` on the engine and its shadow (they must agree), then
+    /// checks its outputs against `expect`.
+    fn run_checked(&mut self, action: Action, expect: &Expect) {
+        let before: BTreeSet<u64> = self.live.keys().copied().collect();
+        let (answer, outputs) = exec(&mut self.engine, &action, self.now);
+        if let Some(shadow) = &mut self.shadow {
+            let shadow_result = exec(shadow, &action, self.now);
+            assert!(
+                (&answer, &outputs) == (&shadow_result.0, &shadow_result.1),
+                "invariant: the restored engine answered {action:?} unlike the engine it was snapshotted from"
+            );
+        }
+        self.check_outputs(&action, &answer, &outputs, &before, expect);
+    }
+
     /// Closes everything: nothing may be left behind.
     fn finish(&mut self) {
         let conns: Vec<u64> = self.live.keys().copied().filter(|c| !self.lost.contains(c)).collect();
         for c in conns {
-            let action = Action::Close(c);
-            let before: BTreeSet<u64> = self.live.keys().copied().collect();
-            let (answer, outputs) = exec(&mut self.engine, &action, self.now);
-            if let Some(shadow) = &mut self.shadow {
-                let shadow_result = exec(shadow, &action, self.now);
-                assert!(
-                    (&answer, &outputs) == (&shadow_result.0, &shadow_result.1),
-                    "invariant: the restored engine answered {action:?} unlike the engine it was snapshotted from"
-                );
-            }
-            let expect = Expect { host_closed: Some(c), ..Expect::default() };
-            self.check_outputs(&action, &answer, &outputs, &before, &expect);
+            self.run_checked(Action::Close(c), &Expect { host_closed: Some(c), ..Expect::default() });
         }
         if !self.lost.is_empty() {
             // The lost ones go when their grace ends.
             self.now = self.now.saturating_add(LEAVE_GRACE_MS);
-            let action = Action::Tick;
-            let before: BTreeSet<u64> = self.live.keys().copied().collect();
-            let (answer, outputs) = exec(&mut self.engine, &action, self.now);
-            if let Some(shadow) = &mut self.shadow {
-                let shadow_result = exec(shadow, &action, self.now);
-                assert!(
-                    (&answer, &outputs) == (&shadow_result.0, &shadow_result.1),
-                    "invariant: the restored engine answered {action:?} unlike the engine it was snapshotted from"
-                );
-            }
-            self.check_outputs(&action, &answer, &outputs, &before, &Expect::default());
+            self.run_checked(Action::Tick, &Expect::default());
             assert!(self.lost.is_empty(), "invariant: connections {:?} still lost after their grace", self.lost);
         }
         self.finished = true;
