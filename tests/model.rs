@@ -1501,17 +1501,7 @@ fn step_resolved(h: &mut Harness, m: &mut Model, op: &Op) -> Result<(), TestCase
     // Drop pictures whose subscription is gone (unsubscribed, left, closed,
     // or replaced by a filtered one), or whose connection is lost (it gets
     // nothing more; a resume brings the new connection a replay or resync).
-    h.recon.retain(|(c, room), rec| {
-        if m.lost(*c) {
-            return false;
-        }
-        let sub = m.rooms.get(room).and_then(|rm| rm.psubs.get(c));
-        let view = match rec {
-            Recon::Connection(_) => ViewK::Connection,
-            Recon::Client(_) => ViewK::Client,
-        };
-        sub.is_some_and(|s| s.mask == ALL_KINDS && s.view == view)
-    });
+    h.recon.retain(|(c, room), rec| picture_kept(&m, *c, room, rec));
     for ((c, room), rec) in &h.recon {
         match rec {
             Recon::Connection(members) => {
@@ -1665,17 +1655,7 @@ fn check_shadow(
             }
         }
     }
-    s.recon.retain(|(c, room), rec| {
-        if m.lost(*c) {
-            return false;
-        }
-        let sub = m.rooms.get(room).and_then(|rm| rm.psubs.get(c));
-        let view = match rec {
-            Recon::Connection(_) => ViewK::Connection,
-            Recon::Client(_) => ViewK::Client,
-        };
-        sub.is_some_and(|p| p.mask == ALL_KINDS && p.view == view)
-    });
+    s.recon.retain(|(c, room), rec| picture_kept(m, *c, room, rec));
     s.seqs.retain(|(c, room), _| m.rooms.get(room).is_some_and(|rm| rm.psubs.contains_key(c)));
     if flush {
         for ((c, room), rec) in &s.recon {
@@ -1711,6 +1691,20 @@ fn one_frame_per_room(frames: &Frames) -> Result<(), TestCaseError> {
         }
     }
     Ok(())
+}
+
+/// Whether a subscriber's picture is still checked: its connection is not
+/// lost (it gets nothing more; a resume brings the new connection a replay
+/// or resync) and it still holds an unfiltered subscription in that view.
+fn picture_kept(m: &Model, c: u64, room: &str, rec: &Recon) -> bool {
+    if m.lost(c) {
+        return false;
+    }
+    let view = match rec {
+        Recon::Connection(_) => ViewK::Connection,
+        Recon::Client(_) => ViewK::Client,
+    };
+    m.rooms.get(room).and_then(|rm| rm.psubs.get(&c)).is_some_and(|s| s.mask == ALL_KINDS && s.view == view)
 }
 
 fn recon_from_snapshot(ack: &Value) -> Recon {

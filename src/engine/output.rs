@@ -184,7 +184,7 @@ impl OutputQueue {
     pub(crate) fn push_back(&mut self, output: Output) {
         match output {
             Output::Send(mut t) if !self.lost.is_empty() => {
-                t.to.retain(|c| !self.lost.contains(c));
+                t.to = self.reachable(t.to);
                 if !t.to.is_empty() {
                     self.queue.push_back(Output::Send(t));
                 }
