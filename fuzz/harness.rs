@@ -620,7 +620,11 @@ enum Action {
     /// A sign of life other than a frame (`handle_alive`).
     Alive(u64),
     Tick,
-    Publish { room: String, event: String, data: Option<String> },
+    Publish {
+        room: String,
+        event: String,
+        data: Option<String>,
+    },
 }
 
 /// What the engine answered with, besides its outputs.

@@ -196,3 +196,112 @@ return node
 
 /** KEYS: a channel. ARGV: the message. */
 export const PUBLISH = `return redis.call('PUBLISH', KEYS[1], ARGV[1])`;
+
+// ---- objects, providers and realm events (see src/engine/cluster_objects.rs)
+//
+// Realm keys (one hash tag per realm): KEYS[1] objects HASH id -> data
+// (JSON text, '' for none), KEYS[2] meta HASH e (epoch) / s (seq). Beside
+// them: the realms SET (realms holding objects), the providers HASH node ->
+// its providers message, the provider versions HASH node -> last version.
+// Every message goes on one objects channel, which every node follows.
+
+/** Lua helper: a realm's change, numbered and published. */
+const REALM = `
+local function realm_change(meta, channel, realm, e, body)
+  local s = redis.call('HINCRBY', meta, 's', 1)
+  local change = '{"r":' .. cjson.encode(realm) .. ',"e":' .. e .. ',"s":' .. s .. ',' .. body .. '}'
+  redis.call('PUBLISH', channel, change)
+  return change
+end
+`;
+
+/**
+ * One object change. KEYS: objects, meta, realms SET. ARGV: op
+ * (create|update|delete), id, data ('' for none), channel, time (ms, the
+ * origin's clock), realm. A create of an existing object is an update (the
+ * later write wins); an update or delete of a missing one is dropped
+ * (returns nil): it was deleted first.
+ */
+export const OBJECT = `${EPOCH}${REALM}
+local op, id, data = ARGV[1], ARGV[2], ARGV[3]
+local exists = redis.call('HEXISTS', KEYS[1], id) == 1
+if op == 'delete' then
+  if not exists then return false end
+  redis.call('HDEL', KEYS[1], id)
+  if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[3], ARGV[6]) end
+  data = ''
+else
+  if op == 'update' and not exists then return false end
+  if exists then op = 'update' else op = 'create' end
+  redis.call('HSET', KEYS[1], id, data)
+  redis.call('SADD', KEYS[3], ARGV[6])
+end
+if data == '' then data = 'null' end
+local e = epoch(KEYS[2])
+return realm_change(KEYS[2], ARGV[4], ARGV[6], e, '"op":"' .. op .. '","t":' .. ARGV[5] .. ',"id":' .. cjson.encode(id) .. ',"d":' .. data)
+`;
+
+/** A realm's objects: {epoch, seq, id, data, id, data, ...}. KEYS: objects, meta. */
+export const REALM_SNAPSHOT = `${EPOCH}
+local e = epoch(KEYS[2])
+local out = { e, redis.call('HGET', KEYS[2], 's') or '0' }
+for _, v in ipairs(redis.call('HGETALL', KEYS[1])) do out[#out + 1] = v end
+return out
+`;
+
+/**
+ * A node re-asserts the objects it holds in one realm after Redis lost
+ * its state: each is set if missing (a later write wins over it). A realm
+ * Redis did not hold gets a new epoch and one "resync" change: every node
+ * re-reads it (no storm of creates). KEYS: objects, meta, realms SET.
+ * ARGV: channel, realm, id, data, id, data, ...
+ */
+export const REASSERT_OBJECTS = `${EPOCH}${REALM}
+local fresh = redis.call('EXISTS', KEYS[2]) == 0
+local e = epoch(KEYS[2])
+for i = 3, #ARGV, 2 do redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if #ARGV >= 3 then redis.call('SADD', KEYS[3], ARGV[2]) end
+if fresh then
+  realm_change(KEYS[2], ARGV[1], ARGV[2], e, '"op":"resync"')
+  return 1
+end
+return 0
+`;
+
+/** The realms holding objects. KEYS: realms SET. */
+export const REALMS = `return redis.call('SMEMBERS', KEYS[1])`;
+
+/** Lua helper: Redis TIME in µs, as an exact integer string. */
+const MICROS = `
+local function micros()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+`;
+
+/**
+ * A node's provider set ('' : the node is gone), stored and published
+ * with a version that only grows, even across a Redis that lost its state
+ * (Redis TIME in µs, or one more than the last). KEYS: providers HASH,
+ * versions HASH. ARGV: node, providers text or '', channel. Returns the
+ * message, or nil when a gone node had nothing stored.
+ */
+export const PROVIDERS = `${MICROS}
+local node, p = ARGV[1], ARGV[2]
+if p == '' and redis.call('HEXISTS', KEYS[1], node) == 0 then return false end
+local v = math.max(tonumber(redis.call('HGET', KEYS[2], node) or '0') + 1, micros())
+local vs = string.format('%.0f', v)
+redis.call('HSET', KEYS[2], node, vs)
+if p == '' then p = 'null' end
+local message = '{"n":' .. cjson.encode(node) .. ',"v":' .. vs .. ',"p":' .. p .. '}'
+if p == 'null' then redis.call('HDEL', KEYS[1], node) else redis.call('HSET', KEYS[1], node, message) end
+redis.call('PUBLISH', ARGV[3], message)
+return message
+`;
+
+/** Every node's providers: {at (Redis TIME, µs), message...}. KEYS: providers HASH. */
+export const PROVIDERS_SNAPSHOT = `${MICROS}
+local out = { string.format('%.0f', micros()) }
+for _, m in ipairs(redis.call('HVALS', KEYS[1])) do out[#out + 1] = m end
+return out
+`;

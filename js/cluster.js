@@ -21,6 +21,11 @@
 // - clusterResumable / clusterResumeClaim: a resume token in Redis (its
 //   hash, until the grace ends), claimed once, and the connection handed
 //   over by its node over the nodes' own channels.
+// - clusterObject: one OBJECT script (the realm's objects, seq, PUBLISH on
+//   the objects channel, which every node follows: objects are replicated
+//   whole); clusterRealmPublish: a realm event on that channel;
+//   clusterProviders: this node's provider patterns (PROVIDERS), never a
+//   per-object status; clusterRealmResync: a REALM_SNAPSHOT again.
 // Beside that, per node (not per member): a heartbeat every heartbeatMs in
 // a ZSET scored with Redis TIME; every heartbeatMs each node looks for
 // nodes silent for deadAfterMs and reaps them (one lock per dead node, one
@@ -69,12 +74,16 @@ export class RedisCluster extends EventEmitter {
   #options;
   #node;
   #timer = null;
+  /** The re-read of providers and realms after a heal. */
+  #reread = null;
   /** room -> promise chain of its (un)subscriptions and snapshots. */
   #rooms = new Map();
   /** Rooms this node follows (subscribed or subscribing). */
   #watched = new Set();
   /** room -> the epoch of its last snapshot. */
   #epochs = new Map();
+  /** realm -> the epoch of its last snapshot. */
+  #realmEpochs = new Map();
   /** Writes in flight, awaited by close(). */
   #pending = new Set();
   #listeners = [];
@@ -120,6 +129,24 @@ export class RedisCluster extends EventEmitter {
     return `${this.#options.prefix}:resume:${createHash('sha256').update(token).digest('hex')}`;
   }
 
+  #realmKeys(realm) {
+    const key = (part) => `${this.#options.prefix}:realm:{${realm}}:${part}`;
+    return [key('o'), key('meta'), this.#realms()];
+  }
+
+  #realms() {
+    return `${this.#options.prefix}:realms`;
+  }
+
+  /** Object changes, providers and realm events of every realm: followed by every node. */
+  #objectsChannel() {
+    return `${this.#options.prefix}:objects`;
+  }
+
+  #providerKeys() {
+    return [`${this.#options.prefix}:providers`, `${this.#options.prefix}:providers:v`];
+  }
+
   #nodes() {
     return `${this.#options.prefix}:nodes`;
   }
@@ -140,6 +167,17 @@ export class RedisCluster extends EventEmitter {
     on('clusterPublish', ({ room, message }) => {
       this.#track(this.#run(lua.PUBLISH, [this.#channel(room)], [message]), `publishing in ${room}`);
     });
+    on('clusterObject', ({ realm, op, id, dataText }) => {
+      const args = [op, id, dataText ?? '', this.#objectsChannel(), this.#options.clock(), realm];
+      this.#track(this.#run(lua.OBJECT, this.#realmKeys(realm), args), `replicating an object ${op} in ${realm}`);
+    });
+    on('clusterRealmPublish', ({ realm, message }) => {
+      this.#track(this.#run(lua.PUBLISH, [this.#objectsChannel()], [message]), `publishing in realm ${realm}`);
+    });
+    on('clusterProviders', ({ providers }) => {
+      this.#track(this.#setProviders(this.#node, providers), 'replicating providers');
+    });
+    on('clusterRealmResync', ({ realm }) => this.#realmResync(realm));
     on('clusterResumable', (e) => this.#resumable(e));
     on('clusterResumeClaim', (e) => this.#claim(e));
     this.#store.onReconnect(() => this.#heal());
@@ -147,6 +185,12 @@ export class RedisCluster extends EventEmitter {
     // was reaped: its previous life's members leave now, for real.
     await this.#reap(this.#node);
     await this.#store.subscribe(this.#nodeChannel(this.#node), (message) => this.#onNodeMessage(message));
+    await this.#store.subscribe(this.#objectsChannel(), (message) => {
+      this.#dispatch(() => this.#engine.clusterObjectsApply(message, this.#options.clock()), 'an objects message');
+    });
+    await this.#setProviders(this.#node, this.#engine.clusterLocalProviders());
+    await this.#readProviders();
+    for (const realm of await this.#run(lua.REALMS, [this.#realms()], [])) this.#realmResync(realm);
     await this.#beat();
     for (const room of this.#engine.roomNames) this.#watch(room);
     this.#timer = setInterval(() => this.#tick(), this.#options.heartbeatMs);
@@ -255,6 +299,42 @@ export class RedisCluster extends EventEmitter {
     }, `leaving ${room}`);
   }
 
+  /** Stores a node's provider set ('' : gone) and tells every node. */
+  #setProviders(node, providers) {
+    return this.#run(lua.PROVIDERS, this.#providerKeys(), [node, providers, this.#objectsChannel()]);
+  }
+
+  async #readProviders() {
+    const [at, ...messages] = await this.#run(lua.PROVIDERS_SNAPSHOT, this.#providerKeys().slice(0, 1), []);
+    const text = `{"at":${at},"p":[${messages.join(',')}]}`;
+    this.#dispatch(() => this.#engine.clusterProvidersSnapshot(text, this.#options.clock()), 'the providers');
+  }
+
+  #realmResync(realm) {
+    this.#chain(`realm:${realm}`, () => this.#realmSnapshot(realm), `reading realm ${realm}`);
+  }
+
+  async #realmSnapshot(realm) {
+    const read = () => this.#run(lua.REALM_SNAPSHOT, this.#realmKeys(realm).slice(0, 2), []);
+    let [e, s, ...pairs] = await read();
+    const known = this.#realmEpochs.get(realm);
+    if (known != null && known !== e) {
+      // Redis lost the realm: read it once the live nodes re-asserted their copies.
+      await this.#settle();
+      [e, s, ...pairs] = await read();
+    }
+    this.#realmEpochs.set(realm, e);
+    const objects = [];
+    for (let i = 0; i < pairs.length; i += 2) objects.push(`[${JSON.stringify(pairs[i])},${pairs[i + 1] || 'null'}]`);
+    const text = `{"e":${Number(e)},"s":${Number(s)},"o":[${objects.join(',')}]}`;
+    this.#dispatch(() => this.#engine.clusterRealmSnapshot(realm, text, this.#options.clock()), `a snapshot of realm ${realm}`);
+  }
+
+  /** Waits for the live nodes to re-assert what they hold after Redis lost its state. */
+  #settle() {
+    return new Promise((resolve) => setTimeout(resolve, this.#options.settleMs ?? 1.5 * this.#options.heartbeatMs));
+  }
+
   #resync(room) {
     this.#chain(room, () => this.#snapshot(room), `re-reading ${room}`);
   }
@@ -272,7 +352,7 @@ export class RedisCluster extends EventEmitter {
       // as the live nodes re-assert their members, each within a heartbeat
       // of noticing. Read it once they have, so that subscribers get one
       // resync rather than leaves and joins of members still on their way.
-      await new Promise((resolve) => setTimeout(resolve, this.#options.settleMs ?? 1.5 * this.#options.heartbeatMs));
+      await this.#settle();
       if (!this.#watched.has(room)) return;
       [e, s, ...members] = await this.#read(room);
     }
@@ -327,6 +407,8 @@ export class RedisCluster extends EventEmitter {
       const keys = this.#roomKeys(room);
       left += Number(await this.#run(lua.REAP, keys, [node, this.#channel(room), this.#options.streamMaxLen]));
     }
+    // Its objects turn disconnected on every node (if it provided any).
+    await this.#setProviders(node, '');
     await this.#run(lua.FORGET, [this.#nodes(), this.#nodeRooms(node)], [node]);
     this.emit('reaped', { node, rooms: rooms.length, members: left });
   }
@@ -342,6 +424,27 @@ export class RedisCluster extends EventEmitter {
       }),
     );
     for (const room of rooms) this.#resync(room);
+    // Its providers and its copy of every realm, then a re-read of both
+    // once the other live nodes re-asserted theirs.
+    const realms = this.#engine.clusterRealms;
+    await Promise.all([
+      this.#track(this.#setProviders(this.#node, this.#engine.clusterLocalProviders()), 're-asserting providers'),
+      ...realms.map((realm) => {
+        const args = [this.#objectsChannel(), realm, ...this.#engine.clusterRealmObjects(realm)];
+        return this.#track(this.#run(lua.REASSERT_OBJECTS, this.#realmKeys(realm), args), `re-asserting realm ${realm}`);
+      }),
+    ]);
+    clearTimeout(this.#reread);
+    this.#reread = setTimeout(() => {
+      if (this.#closed) return;
+      const reread = async () => {
+        await this.#readProviders();
+        const all = new Set([...realms, ...(await this.#run(lua.REALMS, [this.#realms()], []))]);
+        for (const realm of all) this.#realmResync(realm);
+      };
+      this.#track(reread(), 're-reading providers and realms');
+    }, this.#options.settleMs ?? 1.5 * this.#options.heartbeatMs);
+    this.#reread.unref?.();
     this.emit('healed', { rooms: rooms.length });
   }
 
@@ -352,6 +455,7 @@ export class RedisCluster extends EventEmitter {
    */
   async close() {
     clearInterval(this.#timer);
+    clearTimeout(this.#reread);
     await this.#server.close();
     while (this.#pending.size > 0) await Promise.all([...this.#pending]);
     this.#closed = true;

@@ -270,6 +270,40 @@ export class Engine {
     return this.#call((w) => w.clusterLocalMembers(room));
   }
 
+  /**
+   * Cluster mode: a message of the store's objects channel, as text (an
+   * object change the store ordered, another node's providers, a realm
+   * event). A gap or a new epoch asks for a snapshot (`clusterRealmResync`).
+   */
+  clusterObjectsApply(message, now = Date.now()) {
+    return withData(this.#call((w) => w.clusterObjectsApply(message, now)));
+  }
+
+  /** Cluster mode: the store's whole `realm`, as text; each difference reaches subscribers as a create, update or delete. */
+  clusterRealmSnapshot(realm, snapshot, now = Date.now()) {
+    return withData(this.#call((w) => w.clusterRealmSnapshot(realm, snapshot, now)));
+  }
+
+  /** Cluster mode: every node's providers, as text; a node missing from it is gone. */
+  clusterProvidersSnapshot(snapshot, now = Date.now()) {
+    return withData(this.#call((w) => w.clusterProvidersSnapshot(snapshot, now)));
+  }
+
+  /** Cluster mode: this node's provider set (`{realm: [pattern, ...]}`), as the text to store. */
+  clusterLocalProviders() {
+    return this.#call((w) => w.clusterLocalProviders());
+  }
+
+  /** Cluster mode: the realms holding objects on this node (to re-assert them). */
+  get clusterRealms() {
+    return this.#call((w) => w.clusterRealms());
+  }
+
+  /** Cluster mode: the objects of `realm` on this node, as pairs id, data text ('' for none), to re-assert them. */
+  clusterRealmObjects(realm) {
+    return this.#call((w) => w.clusterRealmObjects(realm));
+  }
+
   /** The room's presence set, one member per connection. */
   members(room) {
     return this.#call((w) => w.members(room)).map((m) => ({ ...m, data: parseData(m.data), inGrace: m.inGrace ?? false }));

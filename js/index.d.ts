@@ -238,7 +238,15 @@ export type HostEvent =
   /** Cluster mode: `resume` with a token this node does not know: claim it, then `clusterResume`. */
   | { type: 'clusterResumeClaim'; connection: number; token: string }
   /** Cluster mode: `room` missed changes: hand over a fresh snapshot. */
-  | { type: 'clusterResync'; room: string };
+  | { type: 'clusterResync'; room: string }
+  /** Cluster mode: a local object change for the store to order (`dataText`: the data as JSON text, null for none or a delete). */
+  | { type: 'clusterObject'; realm: string; op: 'create' | 'update' | 'delete'; id: string; dataText: string | null }
+  /** Cluster mode: a realm event to publish on the objects channel for the other nodes. */
+  | { type: 'clusterRealmPublish'; realm: string; message: string }
+  /** Cluster mode: this node's provider set changed (`{realm: [pattern, ...]}` as text): store it. */
+  | { type: 'clusterProviders'; providers: string }
+  /** Cluster mode: `realm` missed changes: hand over its snapshot. */
+  | { type: 'clusterRealmResync'; realm: string };
 
 export type ConnectionStatus = 'connected' | 'disconnected';
 
@@ -394,6 +402,18 @@ export declare class Engine {
   clusterResume(id: number, state: string | null, now?: number): Batch;
   /** Cluster mode: this node's own members of `room`, as the texts to store. */
   clusterLocalMembers(room: string): string[];
+  /** Cluster mode: a message of the store's objects channel, as text. */
+  clusterObjectsApply(message: string, now?: number): Batch;
+  /** Cluster mode: the store's whole `realm`, as text. */
+  clusterRealmSnapshot(realm: string, snapshot: string, now?: number): Batch;
+  /** Cluster mode: every node's providers, as text. */
+  clusterProvidersSnapshot(snapshot: string, now?: number): Batch;
+  /** Cluster mode: this node's provider set, as the text to store. */
+  clusterLocalProviders(): string;
+  /** Cluster mode: the realms holding objects on this node. */
+  readonly clusterRealms: string[];
+  /** Cluster mode: the objects of `realm` on this node, as pairs id, data text. */
+  clusterRealmObjects(realm: string): string[];
   members(room: string): MemberInfo[];
   clients(room: string): ClientInfo[];
   counts(room: string): RoomCounts;

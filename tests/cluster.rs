@@ -358,10 +358,7 @@ fn cluster_options_are_checked_and_ids_reserved() {
     // Coalesced delivery does not combine with cluster mode (the store orders every change).
     let mut coalescing = node_config("n1");
     coalescing.presence.flush_interval_ms = 50;
-    assert!(matches!(
-        Engine::new(coalescing),
-        Err(Error::Config(rollcall::error::ConfigError::ClusterCoalescing))
-    ));
+    assert!(matches!(Engine::new(coalescing), Err(Error::Config(rollcall::error::ConfigError::ClusterCoalescing))));
     let mut e = Engine::new(node_config("n1")).unwrap();
     let reserved = ConnectionId(rollcall::engine::REMOTE_BIT | 5);
     assert_eq!(e.handle_open(reserved, Credentials::None, T0), Err(Error::ReservedConnection(reserved.0)));
@@ -452,4 +449,35 @@ fn room_events_reach_subscribers_on_every_node_once() {
         assert_eq!(got, vec![json!({"hi": 1}), json!({"from": "server"})], "node {i}");
         assert_eq!(c.h(i).take_type(2, "message"), Vec::<Value>::new(), "not subscribed on node {i}");
     }
+}
+
+#[test]
+fn a_client_resumed_on_another_node_keeps_its_realm_subscriptions() {
+    let mut c = Cluster::new(&["a", "b"]);
+    let reader = json!({"fleet": {"**": "R"}, "secret": {"**": "R"}});
+    c.h(0).open(2, common::ident("alice", reader.clone(), json!({"fleet": ["van/1"]})));
+    let token = c.h(0).take_type(2, "welcome")[0]["resumeToken"].as_str().unwrap().to_string();
+    c.h(0).ok(2, json!({"op": "realm.subscribe", "realm": "fleet", "event": "moved", "pattern": "van/*"}));
+    c.h(0).ok(2, json!({"op": "realm.subscribe", "realm": "secret", "event": "moved"}));
+    c.h(0).ok(2, json!({"op": "object.subscribe", "realm": "fleet"}));
+    c.h(0).lose(2);
+    c.settle();
+    // Back on b with a token that reads fleet only: the secret subscription is not carried.
+    c.h(1).open(7, common::ident("alice", json!({"fleet": {"**": "R"}}), json!({"fleet": ["van/1"]})));
+    c.h(1).send_raw(7, &json!({"op": "resume", "ref": 1, "token": token}).to_string());
+    c.settle();
+    assert_eq!(c.h(1).take_type(7, "ack")[0]["op"], "resume");
+    c.h(1).open(8, common::ident("publisher", json!({"*": {"**": "U"}}), Value::Null));
+    for (realm, id) in [("fleet", "van/1"), ("fleet", "bike/1"), ("secret", "x")] {
+        c.h(1).ok(8, json!({"op": "realm.publish", "realm": realm, "event": "moved", "id": id}));
+    }
+    let got: Vec<(String, String)> = c
+        .h(1)
+        .take_type(7, "event")
+        .iter()
+        .map(|f| (f["realm"].as_str().unwrap().into(), f["id"].as_str().unwrap().into()))
+        .collect();
+    assert_eq!(got, [("fleet".to_string(), "van/1".to_string())]);
+    assert_eq!(c.hosts[0].engine.connection_count(), 0, "node a forgot her old connection and its subscriptions");
+    assert!(c.hosts[0].engine.realm_names().is_empty());
 }

@@ -1108,7 +1108,8 @@ impl Model {
                 if event == CONNECTION_STATUS_CHANGED || !allowed {
                     return self.reject(conn, json!(r), "FORBIDDEN");
                 }
-                let to: Vec<u64> = self.event_readers(realm, event, id).into_iter().filter(|c| !self.lost(*c)).collect();
+                let to: Vec<u64> =
+                    self.event_readers(realm, event, id).into_iter().filter(|c| !self.lost(*c)).collect();
                 self.ack(conn, r, "realm.publish", json!({"recipients": to.len()}));
                 let from = json!({"id": self.conns[&conn].pid, "clientId": self.conns[&conn].client_id});
                 let frame = json!({"type": "event", "realm": realm, "event": event,

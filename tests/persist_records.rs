@@ -158,10 +158,8 @@ fn an_open_presence_window_is_in_its_room_record_and_flushes_the_same_after_impo
     // A coalescing room (presence.flushIntervalMs) holds its events in a
     // window until the flush: a host that rebuilds from records while one
     // is open (a Durable Object evicted mid-window) must flush the same.
-    let coalescing = || Config {
-        presence: rollcall::PresenceConfig { flush_interval_ms: 50, ..Default::default() },
-        ..config()
-    };
+    let coalescing =
+        || Config { presence: rollcall::PresenceConfig { flush_interval_ms: 50, ..Default::default() }, ..config() };
     let mut h = Host::new(coalescing());
     h.engine.track_changes();
     for id in 1..=3 {

@@ -132,7 +132,11 @@ impl Engine {
     /// What keeping `identity` adds for its claim globs that no live
     /// connection holds yet.
     pub(super) fn new_claim_globs_bytes(&self, identity: &Identity) -> usize {
-        claim_globs(identity).into_iter().filter(|p| !self.claim_globs.contains_key(*p)).count().saturating_mul(GLOB_BYTES)
+        claim_globs(identity)
+            .into_iter()
+            .filter(|p| !self.claim_globs.contains_key(*p))
+            .count()
+            .saturating_mul(GLOB_BYTES)
     }
 
     /// Takes a reference to each of `identity`'s claim globs, charging the

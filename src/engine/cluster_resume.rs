@@ -16,8 +16,9 @@
 //!    Observers see nothing; the resumed client gets a `resync` per room it
 //!    watches (at once, or when B first reads a room it did not follow).
 //!
-//! Realm subscriptions and provider roles are not carried: a connection
-//! that holds any is not handed over (its client gets `RESUME_FAILED`).
+//! Realm subscriptions are carried too (those the new connection's token
+//! lets it read); a provider role is the new connection's own (from its
+//! token), so its objects stay `connected` on every node.
 
 use std::sync::Arc;
 
@@ -28,6 +29,7 @@ use super::cluster::{remote_key, LocalMember, WireMember};
 use super::connection::JoinedRoom;
 use super::room::PresenceSub;
 use super::{Close, ConnectionId, Engine, HostEvent, Output};
+use crate::auth::permissions::Crud;
 use crate::auth::RoomAction;
 use crate::error::{CloseCode, Error, ErrorCode};
 use crate::protocol::reply::AckBody;
@@ -51,6 +53,9 @@ struct Handover {
     /// member id
     id: String,
     rooms: Vec<HandedRoom>,
+    /// Its realm subscriptions: (realm, event or none for objects, pattern).
+    #[serde(default)]
+    realms: Vec<(String, Option<String>, String)>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -88,15 +93,12 @@ impl Engine {
     /// `token`: forgets it with no event for anyone (its members stay, as
     /// another node's) and returns what it held, for
     /// [`Engine::cluster_resume`] on the claiming node. `None` if no
-    /// connection here has that token, or it holds realm subscriptions or
-    /// a provider role (not carried across nodes).
+    /// connection here has that token.
     pub fn cluster_handover(&mut self, token: &str, now: Millis) -> Option<String> {
         self.config.cluster.as_ref()?;
         let old = *self.resume_tokens.get(token)?;
         let c = self.connections.get(&old)?;
-        if !c.realm_subs.is_empty() || c.provides.is_some() {
-            return None;
-        }
+        let realms = c.realm_subs.iter().map(|s| (s.realm.clone(), s.event.clone(), s.pattern.clone())).collect();
         let (client_id, id) = (c.client_id.as_deref()?.to_string(), c.presence_id.to_string());
         let live = c.grace_until.is_none();
         let names: Vec<String> = c.rooms.keys().cloned().collect();
@@ -136,6 +138,7 @@ impl Engine {
             c.rooms.clear();
             c.subscriptions = 0;
         }
+        self.drop_all_realm_subs(old);
         self.set_provides(old, None, now);
         self.forget(old);
         if live {
@@ -144,7 +147,7 @@ impl Engine {
         }
         self.event(HostEvent::Closed { connection: old });
         // Strings, numbers and RawValues: serialising cannot fail.
-        serde_json::to_string(&Handover { c: client_id, id, rooms }).ok()
+        serde_json::to_string(&Handover { c: client_id, id, rooms, realms }).ok()
     }
 
     /// On the node a `resume` arrived at: the claimed connection's state
@@ -222,6 +225,12 @@ impl Engine {
                 let event =
                     HostEvent::ClusterReplicate { room: room.r, op: "adopt", id: id.to_string(), member: Some(wire) };
                 self.event(event);
+            }
+        }
+        for (realm, event, pattern) in h.realms {
+            if self.permissions(conn).allows_somewhere(&realm, Crud::READ) {
+                // Past the limits or the budget here: not carried, like a refused subscribe.
+                let _ = self.add_realm_sub(conn, super::objects::RealmSub { realm, event, pattern });
             }
         }
         let Some(c) = self.connections.get_mut(&conn) else { return Ok(()) };

@@ -3,6 +3,7 @@
 
 mod budget;
 mod cluster;
+mod cluster_objects;
 mod cluster_resume;
 mod coalesce;
 mod connection;
@@ -149,6 +150,8 @@ pub struct Engine {
     remote_keys: u64,
     /// `resume`s waiting for a claim on another node (cluster mode).
     pending_resumes: HashMap<ConnectionId, cluster_resume::PendingResume>,
+    /// Realms' order in the store and other nodes' providers (cluster mode).
+    objects_sync: cluster_objects::ObjectsSync,
     outputs: output::OutputQueue,
     /// Bytes charged against `limits.max_stored_bytes` (see `budget`).
     stored_bytes: usize,
@@ -238,6 +241,7 @@ impl Engine {
             epoch,
             remote_keys: 0,
             pending_resumes: HashMap::new(),
+            objects_sync: cluster_objects::ObjectsSync::default(),
             outputs: output::OutputQueue::default(),
             stored_bytes: 0,
             claim_globs: HashMap::new(),

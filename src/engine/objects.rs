@@ -53,7 +53,7 @@ fn forbidden(what: &str, realm: &str, id: &str) -> Refusal {
 }
 
 impl Engine {
-    fn permissions(&self, conn: ConnectionId) -> Arc<Permissions> {
+    pub(super) fn permissions(&self, conn: ConnectionId) -> Arc<Permissions> {
         self.connections
             .get(&conn)
             .map(|c| Arc::clone(&c.permissions))
@@ -81,16 +81,22 @@ impl Engine {
         Ok(())
     }
 
-    /// The realm, created if the realm limit allows.
-    fn realm_mut(&mut self, name: &str) -> Result<&mut Realm, Refusal> {
+    /// Refuses with TOO_MANY_REALMS if `name` is new and the realm limit is reached.
+    fn realm_allowed(&self, name: &str) -> OpResult {
         let max = self.config.limits.max_realms;
         if !self.realms.contains_key(name) && self.realms.len() >= max {
             return Err(Refusal(ErrorCode::TooManyRealms, format!("the engine holds {max} realms")));
         }
+        Ok(())
+    }
+
+    /// The realm, created if the realm limit allows.
+    fn realm_mut(&mut self, name: &str) -> Result<&mut Realm, Refusal> {
+        self.realm_allowed(name)?;
         Ok(self.realms.entry(name.to_string()).or_default())
     }
 
-    fn drop_realm_if_empty(&mut self, name: &str) {
+    pub(super) fn drop_realm_if_empty(&mut self, name: &str) {
         if self.realms.get(name).is_some_and(Realm::is_empty) {
             self.realms.remove(name);
         }
@@ -119,6 +125,13 @@ impl Engine {
         }
         let cost = budget::entry_bytes(id.len() + data.map_or(0, |d| d.get().len()));
         self.budget_allows(cost, 0)?;
+        if self.config.cluster.is_some() {
+            // Ordered by the store, applied on every node (cluster_objects.rs).
+            self.realm_allowed(realm)?;
+            self.ack(conn, r, "object.create", AckBody::default());
+            self.replicate_object(realm, "create", &id, data);
+            return Ok(());
+        }
         let rm = self.realm_mut(realm)?;
         rm.objects.insert(id.clone(), Object { data: data.map(RawValue::to_owned), providers });
         self.dirty_object(realm, &id);
@@ -142,6 +155,11 @@ impl Engine {
         let old = self.realms.get(realm).and_then(|rm| rm.objects.get(&id)).ok_or_else(|| not_found(realm, &id))?;
         let (new_len, old_len) = (data.map_or(0, |d| d.get().len()), old.data.as_ref().map_or(0, |d| d.get().len()));
         self.budget_allows(new_len, old_len)?;
+        if self.config.cluster.is_some() {
+            self.ack(conn, r, "object.update", AckBody::default());
+            self.replicate_object(realm, "update", &id, data);
+            return Ok(());
+        }
         if let Some(object) = self.realms.get_mut(realm).and_then(|rm| rm.objects.get_mut(&id)) {
             object.data = data.map(RawValue::to_owned);
         }
@@ -166,6 +184,10 @@ impl Engine {
             return Err(not_found(realm, &id));
         }
         self.ack(conn, r, "object.delete", AckBody::default());
+        if self.config.cluster.is_some() {
+            self.replicate_object(realm, "delete", &id, None);
+            return Ok(());
+        }
         self.emit_object_change(realm, &id, "delete", now);
         self.dirty_object(realm, &id);
         if let Some(object) = self.realms.get_mut(realm).and_then(|rm| rm.objects.remove(&id)) {
@@ -252,35 +274,42 @@ impl Engine {
                 None
             }
         };
-        let compiled = self.compile_pattern(&pattern)?;
-        let sub = RealmSub { realm: realm.to_string(), event: event.clone(), pattern };
-        let already = self.connections.get(&conn).is_some_and(|c| c.realm_subs.contains(&sub));
-        if !already {
-            let glob = crate::pattern::is_glob(&sub.pattern);
-            self.budget_allows_subscription(glob)?;
-            let max = self.config.limits.max_subscriptions_per_connection;
-            let count = self.connections.get(&conn).map_or(0, |c| c.subscriptions);
-            if count >= max {
-                return Err(Refusal(
-                    ErrorCode::TooManySubscriptions,
-                    format!("at most {max} subscriptions per connection"),
-                ));
-            }
-            let rm = self.realm_mut(realm)?;
-            let groups = match &event {
-                None => &mut rm.object_subs,
-                Some(e) => rm.event_subs.entry(e.clone()).or_default(),
-            };
-            realm::watch(groups, compiled, conn);
-            if let Some(c) = self.connections.get_mut(&conn) {
-                c.subscriptions += 1;
-                c.glob_subscriptions += usize::from(glob);
-                c.realm_subs.insert(sub);
-            }
-        }
+        self.add_realm_sub(conn, RealmSub { realm: realm.to_string(), event, pattern })?;
         match snapshot {
             Some(ids) => self.objects_ack(conn, r, "object.subscribe", realm, &ids),
             None => self.ack(conn, r, "realm.subscribe", AckBody::default()),
+        }
+        Ok(())
+    }
+
+    /// Adds a realm subscription the connection may hold (its read right
+    /// was checked), within the budget and the subscription limit; one it
+    /// holds already is a no-op.
+    pub(super) fn add_realm_sub(&mut self, conn: ConnectionId, sub: RealmSub) -> OpResult {
+        let compiled = self.compile_pattern(&sub.pattern)?;
+        if self.connections.get(&conn).is_some_and(|c| c.realm_subs.contains(&sub)) {
+            return Ok(());
+        }
+        let glob = crate::pattern::is_glob(&sub.pattern);
+        self.budget_allows_subscription(glob)?;
+        let max = self.config.limits.max_subscriptions_per_connection;
+        let count = self.connections.get(&conn).map_or(0, |c| c.subscriptions);
+        if count >= max {
+            return Err(Refusal(
+                ErrorCode::TooManySubscriptions,
+                format!("at most {max} subscriptions per connection"),
+            ));
+        }
+        let rm = self.realm_mut(&sub.realm)?;
+        let groups = match &sub.event {
+            None => &mut rm.object_subs,
+            Some(e) => rm.event_subs.entry(e.clone()).or_default(),
+        };
+        realm::watch(groups, compiled, conn);
+        if let Some(c) = self.connections.get_mut(&conn) {
+            c.subscriptions += 1;
+            c.glob_subscriptions += usize::from(glob);
+            c.realm_subs.insert(sub);
         }
         Ok(())
     }
@@ -364,13 +393,14 @@ impl Engine {
         let to = self.outputs.reachable(self.event_readers(realm, event, id));
         let body = AckBody { recipients: Some(to.len()), ..AckBody::default() };
         self.ack(conn, r, "realm.publish", body);
+        self.replicate_realm_event(realm, event, id, &payload);
         self.send(to, payload);
         Ok(())
     }
 
     /// Subscribers of realm `event` (by name or `*`) whose pattern matches
     /// `id` and who may read it.
-    fn event_readers(&self, realm: &str, event: &str, id: Option<&str>) -> Vec<ConnectionId> {
+    pub(super) fn event_readers(&self, realm: &str, event: &str, id: Option<&str>) -> Vec<ConnectionId> {
         let Some(rm) = self.realms.get(realm) else { return Vec::new() };
         let mut candidates = Vec::new();
         for name in [event, "*"] {
@@ -407,7 +437,7 @@ impl Engine {
     }
 
     /// Sends an object's change to its readers among the object subscribers.
-    fn emit_object_change(&mut self, realm: &str, id: &str, event: &str, now: Millis) {
+    pub(super) fn emit_object_change(&mut self, realm: &str, id: &str, event: &str, now: Millis) {
         let Some(rm) = self.realms.get(realm) else { return };
         let Some(object) = rm.objects.get(id) else { return };
         let mut candidates = Vec::new();
@@ -430,13 +460,26 @@ impl Engine {
                 return;
             }
         }
-        let before = old.as_deref().map(|p| self.provided(p)).unwrap_or_default();
-        let after = provides.as_deref().map(|p| self.provided(p)).unwrap_or_default();
-        if let Some(p) = &old {
-            self.providers.remove(conn, p);
+        self.count_local_provides(old.as_deref(), provides.as_deref());
+        self.replace_provider(conn, old.as_deref(), provides.as_deref(), now);
+    }
+
+    /// Replaces what provider `key` (a local connection, or another node in
+    /// cluster mode) provides for, publishing each object's status change.
+    pub(super) fn replace_provider(
+        &mut self,
+        key: ConnectionId,
+        old: Option<&Provides>,
+        provides: Option<&Provides>,
+        now: Millis,
+    ) {
+        let before = old.map(|p| self.provided(p)).unwrap_or_default();
+        let after = provides.map(|p| self.provided(p)).unwrap_or_default();
+        if let Some(p) = old {
+            self.providers.remove(key, p);
         }
-        if let Some(p) = &provides {
-            self.providers.insert(conn, p);
+        if let Some(p) = provides {
+            self.providers.insert(key, p);
         }
         let mut changed = Vec::new();
         for (key, delta) in

@@ -167,6 +167,33 @@ pub enum HostEvent {
     ClusterResync {
         room: String,
     },
+    /// Cluster mode: a local object change (`op`: `create`, `update` or
+    /// `delete`; `data_text`: the data as JSON text, passed unparsed) for
+    /// the store to order and hand to
+    /// every node's `Engine::cluster_objects_apply`. See
+    /// `engine/cluster_objects.rs`.
+    ClusterObject {
+        realm: String,
+        op: &'static str,
+        id: String,
+        data_text: Option<String>,
+    },
+    /// Cluster mode: a realm event published here: publish `message` on the
+    /// objects channel, for `Engine::cluster_objects_apply` on other nodes.
+    ClusterRealmPublish {
+        realm: String,
+        message: String,
+    },
+    /// Cluster mode: this node's provider set (`{realm: [pattern, ...]}`)
+    /// changed: store it as this node's, for every other node.
+    ClusterProviders {
+        providers: String,
+    },
+    /// Cluster mode: `realm` missed changes: hand over its snapshot
+    /// (`Engine::cluster_realm_snapshot`).
+    ClusterRealmResync {
+        realm: String,
+    },
 }
 
 /// The engine's pending outputs. A `Send` never names a lost connection (in

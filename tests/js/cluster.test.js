@@ -39,9 +39,9 @@ after(async () => {
   await redis?.stop();
 });
 
-/** A raw client on `node` as `sub` (frames recorded), welcomed. */
-async function raw(node, sub) {
-  const c = await TestClient.connect(`${node.url}/?token=${clusterToken(sub)}`);
+/** A raw client on `node` as `sub` (frames recorded), welcomed; `claims` adds `per` / `dpv`. */
+async function raw(node, sub, claims) {
+  const c = await TestClient.connect(`${node.url}/?token=${clusterToken(sub, claims)}`);
   sockets.push(c);
   await c.wait((f) => f.type === 'welcome', 10_000);
   return c;
@@ -171,6 +171,79 @@ test('room events published on one node reach their subscribers on every node, o
   for (const d of deaf) assert.equal(d.frames.filter((f) => f.type === 'message').length, 0);
 });
 
+const objectFrames = (c) => c.frames.filter((f) => f.type === 'object').map((f) => [f.event, f.object.id, f.object.connectionStatus, JSON.stringify(f.object.data)]);
+const statusEvents = (c) => c.frames.filter((f) => f.type === 'event' && f.event === 'connectionStatusChanged').map((f) => [f.id, f.data.connectionStatus]);
+
+test('objects, providers and realm events across nodes, with the same permission filtering', async () => {
+  const realm = 'fleet';
+  // A reader of everything on n1, a reader of van/1 only on n3.
+  const reader = await raw(nodes[0], 'reader', { per: { [realm]: { '**': 'R' } } });
+  const partial = await raw(nodes[2], 'partial', { per: { [realm]: { 'van/1': 'R' } } });
+  for (const c of [reader, partial]) {
+    assert.deepEqual((await c.request({ op: 'object.subscribe', realm })).objects, []);
+    await c.request({ op: 'realm.subscribe', realm, event: 'connectionStatusChanged' });
+    await c.request({ op: 'realm.subscribe', realm, event: 'moved' });
+  }
+  // Objects written on n2.
+  const writer = await raw(nodes[1], 'writer', { per: { [realm]: { '**': 'CRUD' } } });
+  await writer.request({ op: 'object.create', realm, id: 'van/1', data: { km: 1 } });
+  await writer.request({ op: 'object.create', realm, id: 'van/2', data: { km: 2 } });
+  await eventually(() => objectFrames(reader).length === 2, 15_000);
+  await eventually(() => objectFrames(partial).length === 1, 15_000);
+  assert.deepEqual(objectFrames(reader), [['create', 'van/1', 'disconnected', '{"km":1}'], ['create', 'van/2', 'disconnected', '{"km":2}']]);
+  assert.deepEqual(objectFrames(partial), [['create', 'van/1', 'disconnected', '{"km":1}']]);
+  // A creator on n2 whose create the store already ordered sees it as on one node.
+  const dup = await writer.request({ op: 'object.create', realm, id: 'van/1', data: {} });
+  assert.equal(dup.code, 'OBJECT_EXISTS');
+  // A data provider on n3 turns both connected for readers on every node.
+  const provider = await raw(nodes[2], 'vans', { dpv: { [realm]: ['van/*'] } });
+  await eventually(() => statusEvents(reader).length === 2, 15_000);
+  await eventually(() => statusEvents(partial).length === 1, 15_000);
+  assert.deepEqual(statusEvents(reader).sort(), [['van/1', 'connected'], ['van/2', 'connected']]);
+  assert.deepEqual(statusEvents(partial), [['van/1', 'connected']]);
+  const got = await reader.request({ op: 'object.get', realm, id: 'van/2' });
+  assert.deepEqual([got.object.connectionStatus, got.object.data], ['connected', { km: 2 }]);
+  const list = await (await raw(nodes[1], 'lister', { per: { [realm]: { '**': 'R' } } })).request({ op: 'object.list', realm });
+  assert.deepEqual(list.objects.map((o) => [o.id, o.connectionStatus]), [['van/1', 'connected'], ['van/2', 'connected']]);
+  // A second provider of the same objects on n1 changes nothing; its going changes nothing either.
+  const second = await raw(nodes[0], 'vans-2', { dpv: { [realm]: ['van/1'] } });
+  second.ws.close();
+  // Realm events from n2 reach readers on n1 and n3 by their read rights.
+  await writer.request({ op: 'realm.publish', realm, event: 'moved', id: 'van/1', data: { to: 'depot' } });
+  await writer.request({ op: 'realm.publish', realm, event: 'moved', id: 'van/2', data: { to: 'port' } });
+  const moved = (c) => c.frames.filter((f) => f.type === 'event' && f.event === 'moved').map((f) => [f.id, f.data.to, f.from.clientId]);
+  await eventually(() => moved(reader).length === 2, 15_000);
+  await eventually(() => moved(partial).length === 1, 15_000);
+  // Update and delete from n2; the provider leaves n3: disconnected everywhere.
+  await writer.request({ op: 'object.update', realm, id: 'van/1', data: { km: 10 } });
+  await writer.request({ op: 'object.delete', realm, id: 'van/2' });
+  provider.ws.close();
+  await eventually(() => statusEvents(reader).length === 3, 15_000);
+  await eventually(() => statusEvents(partial).length === 2, 15_000);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.deepEqual(moved(reader), [['van/1', 'depot', 'writer'], ['van/2', 'port', 'writer']]);
+  assert.deepEqual(moved(partial), [['van/1', 'depot', 'writer']]);
+  assert.deepEqual(objectFrames(reader), [
+    ['create', 'van/1', 'disconnected', '{"km":1}'],
+    ['create', 'van/2', 'disconnected', '{"km":2}'],
+    ['status', 'van/1', 'connected', '{"km":1}'],
+    ['status', 'van/2', 'connected', '{"km":2}'],
+    ['update', 'van/1', 'connected', '{"km":10}'],
+    ['delete', 'van/2', 'connected', '{"km":2}'],
+    ['status', 'van/1', 'disconnected', '{"km":10}'],
+  ]);
+  assert.deepEqual(objectFrames(partial), [
+    ['create', 'van/1', 'disconnected', '{"km":1}'],
+    ['status', 'van/1', 'connected', '{"km":1}'],
+    ['update', 'van/1', 'connected', '{"km":10}'],
+    ['status', 'van/1', 'disconnected', '{"km":10}'],
+  ]);
+  assert.deepEqual(statusEvents(reader).slice(2), [['van/1', 'disconnected']], 'van/2 was deleted before its provider went');
+  // Every node holds the same objects.
+  const late = await raw(nodes[2], 'late', { per: { [realm]: { '**': 'R' } } });
+  assert.deepEqual((await late.request({ op: 'object.list', realm })).objects.map((o) => [o.id, o.data, o.connectionStatus]), [['van/1', { km: 10 }, 'disconnected']]);
+});
+
 test('Redis restarted (its state lost) mid-run: no ghost, no duplicate, subscribers resync', async () => {
   const room = 'restart';
   const watchers = [];
@@ -185,6 +258,19 @@ test('Redis restarted (its state lost) mid-run: no ghost, no duplicate, subscrib
   const goes = await sdk(nodes[1], 'dan');
   await (await goes.join(room)).presence.join({ sub: 'dan' });
   for (const w of watchers) await eventually(() => w.length === 4, 15_000);
+  // Objects and a provider, read on every node.
+  const per = { per: { [room]: { '**': 'CRUD' } } };
+  const readers = [];
+  for (const node of nodes) {
+    const r = await raw(node, `restart-reader-${node.node}`, per);
+    await r.request({ op: 'object.subscribe', realm: room });
+    readers.push(r);
+  }
+  await readers[0].request({ op: 'object.create', realm: room, id: 'kept', data: { v: 1 } });
+  await readers[1].request({ op: 'object.create', realm: room, id: 'bulb' });
+  for (const r of readers) await eventually(() => objectFrames(r).length === 2, 15_000);
+  await raw(nodes[2], 'bulb', { dpv: { [room]: ['bulb'] } });
+  for (const r of readers) await eventually(() => objectFrames(r).length === 3, 15_000);
   const healed = nodes.map((n) => n.events.filter((e) => e.event === 'healed').length);
 
   await redis.restart();
@@ -206,6 +292,16 @@ test('Redis restarted (its state lost) mid-run: no ghost, no duplicate, subscrib
   }
   const views = await Promise.all(nodes.map((n) => n.view(room)));
   for (const v of views) assert.deepEqual(v.members.map((m) => m.clientId).sort(), ['ann', 'ben', 'cat'], 'no ghost');
+  // Objects were re-asserted: the same on every node, and no event about them.
+  for (const r of readers) {
+    // The creates came from two nodes: Redis ordered them, the same way for every node.
+    assert.deepEqual(objectFrames(r), objectFrames(readers[0]));
+    const seen = objectFrames(r).map(([event, id, status]) => [event, id, status]);
+    assert.deepEqual(seen.slice(0, 2).sort(), [['create', 'bulb', 'disconnected'], ['create', 'kept', 'disconnected']]);
+    assert.deepEqual(seen.slice(2), [['status', 'bulb', 'connected']]);
+    const list = await r.request({ op: 'object.list', realm: room });
+    assert.deepEqual(list.objects.map((o) => [o.id, o.connectionStatus]), [['bulb', 'connected'], ['kept', 'disconnected']]);
+  }
   // Writes go on in the new epoch.
   await (await stays[0].join(room)).presence.update({ sub: 'ann', again: true });
   for (const w of watchers) await eventually(() => w.some(([event, , data]) => event === 'update' && data?.again), 15_000);
@@ -237,7 +333,7 @@ test('a client resumes on another node within its grace: zero events at observer
   // Back through another node (a load balancer picked n2).
   const laptop = await raw(nodes[1], 'rita');
   const ack = await laptop.request({ op: 'resume', token: resumeToken });
-  assert.equal(ack.type, 'ack', JSON.stringify(ack));
+  assert.equal(ack.type, 'ack', JSON.stringify([ack, nodes.map((n) => n.events.filter((e) => e.event === 'error'))]));
   assert.equal(ack.id, id, 'the same member id');
   await new Promise((r) => setTimeout(r, 500));
   observers.forEach((o, i) => assert.equal(presence(o, room).length, seen[i], `no event at the observer on ${nodes[i].node}`));
@@ -259,9 +355,19 @@ test('a graceful shutdown leaves at once, on every node', async () => {
   const w1 = await watch(nodes[0], room);
   const leaving = await sdk(nodes[2], 'gus');
   await (await leaving.join(room)).presence.join(null);
+  const reader = await raw(nodes[0], 'graceful-reader', { per: { [room]: { '**': 'CRUD' } } });
+  await reader.request({ op: 'object.subscribe', realm: room });
+  await reader.request({ op: 'realm.subscribe', realm: room, event: 'connectionStatusChanged' });
+  await reader.request({ op: 'object.create', realm: room, id: 'gus-phone' });
+  // Acked at once, applied once Redis ordered it: then its provider comes.
+  await eventually(() => objectFrames(reader).length === 1, 15_000);
+  await raw(nodes[2], 'gus-phone', { dpv: { [room]: ['gus-*'] } });
+  await eventually(() => statusEvents(reader).length === 1, 15_000);
   await eventually(() => w1.length === 1, 15_000);
   await nodes[2].close();
   await eventually(() => w1.some(([event]) => event === 'leave'), 15_000);
+  await eventually(() => statusEvents(reader).length === 2, 15_000);
+  assert.deepEqual(statusEvents(reader), [['gus-phone', 'connected'], ['gus-phone', 'disconnected']]);
   assert.deepEqual(w1, [['join', 'gus', null], ['leave', 'gus', null]]);
   // Its own leave, not a reaper's: the node left the cluster, nobody reaps it.
   await new Promise((r) => setTimeout(r, DEAD_AFTER + 2 * HEARTBEAT));
@@ -280,10 +386,20 @@ test('SIGKILL of a node: exactly one leave per lost member everywhere, within th
   }
   const survivor = await sdk(nodes[1], 'sam');
   await (await survivor.join(room)).presence.join({ sub: 'sam' });
+  // An object whose only provider is on the node that dies, read on the others.
+  const per = { per: { [room]: { '**': 'CRUD' } } };
+  const readers = [await raw(nodes[0], 'kill-reader-1', per), await raw(nodes[1], 'kill-reader-2', per)];
+  for (const r of readers) await r.request({ op: 'object.subscribe', realm: room });
+  await readers[0].request({ op: 'object.create', realm: room, id: 'truck' });
+  for (const r of readers) await eventually(() => objectFrames(r).length === 1, 15_000);
+  await raw(nodes[2], 'truck', { dpv: { [room]: ['truck'] } });
+  const statuses = (c) => objectFrames(c).filter(([event]) => event === 'status').map(([, , status]) => status);
+  for (const r of readers) await eventually(() => statuses(r).length === 1, 15_000);
   for (const w of [w1, w2]) await eventually(() => w.length === 3, 15_000);
   const t0 = Date.now();
   await nodes[2].kill();
   for (const w of [w1, w2]) await eventually(() => w.filter(([e]) => e === 'leave').length === 2, BOUND + SLACK);
+  for (const r of readers) await eventually(() => statuses(r).length === 2, BOUND + SLACK);
   const healedIn = Date.now() - t0;
   assert.ok(healedIn <= BOUND + SLACK, `healed in ${healedIn} ms`);
   // Wait past another round of reapers: nothing more.
@@ -291,6 +407,7 @@ test('SIGKILL of a node: exactly one leave per lost member everywhere, within th
   for (const w of [w1, w2]) {
     assert.deepEqual(w.filter(([e]) => e === 'leave').map(([, who]) => who).sort(), ['kai', 'kim'], 'one leave per lost member');
   }
+  for (const r of readers) assert.deepEqual(statuses(r), ['connected', 'disconnected'], 'its objects turned disconnected once');
   const reaped = nodes.slice(0, 2).flatMap((n) => n.events.filter((e) => e.event === 'reaped' && e.node === 'n3'));
   assert.equal(reaped.reduce((n, e) => n + e.members, 0), 2, 'reaped once, by one survivor');
   for (const n of nodes.slice(0, 2)) assert.deepEqual((await n.view(room)).members.map((m) => m.clientId), ['sam']);

@@ -344,6 +344,47 @@ impl WasmEngine {
         self.engine.cluster_local_members(room)
     }
 
+    /// Cluster mode: a message of the store's objects channel (an ordered
+    /// object change, a node's providers, a realm event; see the Rust
+    /// `Engine::cluster_objects_apply`).
+    #[wasm_bindgen(js_name = clusterObjectsApply)]
+    pub fn cluster_objects_apply(&mut self, message: &str, now: f64) -> Result<JsValue, JsError> {
+        self.engine.cluster_objects_apply(message, integer(now, "now")?).map_err(js_err)?;
+        Ok(self.batch(None))
+    }
+
+    /// Cluster mode: the store's whole `realm` (`Engine::cluster_realm_snapshot`).
+    #[wasm_bindgen(js_name = clusterRealmSnapshot)]
+    pub fn cluster_realm_snapshot(&mut self, realm: &str, snapshot: &str, now: f64) -> Result<JsValue, JsError> {
+        self.engine.cluster_realm_snapshot(realm, snapshot, integer(now, "now")?).map_err(js_err)?;
+        Ok(self.batch(None))
+    }
+
+    /// Cluster mode: every node's providers (`Engine::cluster_providers_snapshot`).
+    #[wasm_bindgen(js_name = clusterProvidersSnapshot)]
+    pub fn cluster_providers_snapshot(&mut self, snapshot: &str, now: f64) -> Result<JsValue, JsError> {
+        self.engine.cluster_providers_snapshot(snapshot, integer(now, "now")?).map_err(js_err)?;
+        Ok(self.batch(None))
+    }
+
+    /// Cluster mode: this node's provider set, as stored.
+    #[wasm_bindgen(js_name = clusterLocalProviders)]
+    pub fn cluster_local_providers(&self) -> String {
+        self.engine.cluster_local_providers()
+    }
+
+    /// Cluster mode: realms holding objects here.
+    #[wasm_bindgen(js_name = clusterRealms)]
+    pub fn cluster_realms(&self) -> Vec<String> {
+        self.engine.cluster_realms()
+    }
+
+    /// Cluster mode: the objects of `realm` here, as pairs id, data text.
+    #[wasm_bindgen(js_name = clusterRealmObjects)]
+    pub fn cluster_realm_objects(&self, realm: &str) -> Vec<String> {
+        self.engine.cluster_realm_objects(realm)
+    }
+
     /// Members; one of another node (cluster mode) has `connection: null`.
     pub fn members(&self, room: &str) -> Result<JsValue, JsError> {
         let members: Vec<JsMember> = self.engine.members(room).into_iter().map(JsMember::from).collect();

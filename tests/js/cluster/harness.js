@@ -9,8 +9,8 @@ import { mintToken } from '../helpers.js';
 const NODE_SCRIPT = fileURLToPath(new URL('./node.js', import.meta.url));
 export const SECRET = 'cluster-test-secret';
 
-/** A token for `sub` that the nodes accept. */
-export const clusterToken = (sub) => mintToken(SECRET, { sub, exp: Math.floor(Date.now() / 1000) + 3600 });
+/** A token for `sub` that the nodes accept, with more claims (`per`, `dpv`) if given. */
+export const clusterToken = (sub, claims = {}) => mintToken(SECRET, { sub, exp: Math.floor(Date.now() / 1000) + 3600, ...claims });
 
 /**
  * Forks one node (`redisUrl` null: a plain single server, no cluster);
