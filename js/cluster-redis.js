@@ -1,9 +1,6 @@
 // The ClusterStore rollcall/redis needs, over node-redis (the `redis`
-// package, v4 or v5): four calls, so that another client (ioredis,
-// iovalkey) is a few lines (see cluster.d.ts).
-import { createHash } from 'node:crypto';
-
-const sha1 = (text) => createHash('sha1').update(text).digest('hex');
+// package, v4 or v5); cluster-ioredis.js is the same over ioredis.
+import { runScript } from './cluster-store.js';
 
 /**
  * A ClusterStore over a node-redis client (connected here if it is not):
@@ -28,21 +25,13 @@ export async function nodeRedis(client, { onError = () => {} } = {}) {
       for (const cb of reconnects) cb();
     });
   }
-  const shas = new Map();
-  const shaOf = (script) => {
-    let sha = shas.get(script);
-    if (!sha) shas.set(script, (sha = sha1(script)));
-    return sha;
-  };
   return {
-    async run(script, keys, args) {
-      try {
-        return await client.evalSha(shaOf(script), { keys, arguments: args });
-      } catch (err) {
-        if (!/NOSCRIPT/.test(err?.message ?? '')) throw err;
-        return client.eval(script, { keys, arguments: args });
-      }
-    },
+    run: (script, keys, args) =>
+      runScript(
+        script,
+        (sha) => client.evalSha(sha, { keys, arguments: args }),
+        () => client.eval(script, { keys, arguments: args }),
+      ),
     subscribe: (channel, listener) => sub.subscribe(channel, listener),
     unsubscribe: (channel) => sub.unsubscribe(channel),
     onReconnect(cb) {

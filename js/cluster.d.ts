@@ -4,8 +4,8 @@ import type { RollcallServer } from './node.js';
 
 /**
  * What rollcall/redis needs of a Redis client: four calls. `nodeRedis`
- * builds one over node-redis; another client (ioredis, iovalkey) is a few
- * lines: EVALSHA with an EVAL fallback on NOSCRIPT, and a second
+ * builds one over node-redis, `ioredisStore` over ioredis; another client
+ * is a few lines: EVALSHA with an EVAL fallback on NOSCRIPT, and a second
  * connection for pub/sub.
  */
 export interface ClusterStore {
@@ -22,7 +22,11 @@ export interface ClusterStore {
 export interface ClusterOptions {
   /** This node's name: the Engine's `cluster.node`, unique in the cluster. */
   node: string;
-  /** A redis:// URL (a node-redis client is created for it), a node-redis client (connected or not), or a ClusterStore. */
+  /**
+   * A redis:// URL (a node-redis client is created for it), a node-redis
+   * client or an ioredis one (`new Redis(url)`; connected or not; not with
+   * ioredis's `keyPrefix`: use `prefix`), or a ClusterStore.
+   */
   redis: string | ClusterStore | object;
   /** Prefix of every Redis key and channel. Default 'rc'. */
   prefix?: string;
@@ -42,7 +46,7 @@ export interface ClusterOptions {
   streamMaxLen?: number;
   /** How long a node waits for another to hand over a connection a client resumes here, ms. Default 5000. */
   handoverTimeoutMs?: number;
-  /** Connection errors of the node-redis client built here (it reconnects by itself). Default: ignored. */
+  /** Connection errors of the node-redis or ioredis client and its pub/sub duplicate (they reconnect by themselves). Default: ignored. */
   onRedisError?: (err: unknown) => void;
   /** The host clock for event timestamps. Default Date.now. */
   clock?: () => number;
@@ -82,3 +86,11 @@ export declare class RedisCluster extends EventEmitter {
 
 /** Joins a rollcall/node server whose Engine has `cluster: { node }` to the cluster. */
 export declare function joinCluster(server: RollcallServer, options: ClusterOptions): Promise<RedisCluster>;
+
+/**
+ * A ClusterStore over an ioredis client (duplicated for pub/sub; connected
+ * if it is not, also when made with `lazyConnect`). `joinCluster` builds it
+ * by itself when `redis` is an ioredis client. Rejects with a TypeError when the
+ * client has a `keyPrefix` (use the `prefix` option).
+ */
+export declare function ioredisStore(client: unknown, options?: { onError?: (err: unknown) => void }): Promise<ClusterStore>;

@@ -38,8 +38,10 @@ import { EventEmitter } from 'node:events';
 import { hostError } from './engine.js';
 import * as lua from './cluster-lua.js';
 import { nodeRedis } from './cluster-redis.js';
+import { ioredisStore } from './cluster-ioredis.js';
 
 export { nodeRedis };
+export { ioredisStore };
 
 /** The defaults of ClusterOptions (see cluster.d.ts and README, "Deployment"). */
 export const CLUSTER_DEFAULTS = Object.freeze({
@@ -472,8 +474,8 @@ export class RedisCluster extends EventEmitter {
 /**
  * Joins `server` (a rollcall/node server whose Engine has
  * `cluster: { node }`) to the cluster in `options.redis`: a redis:// URL
- * (a node-redis client is created for it), a node-redis client (connected
- * or not; it is duplicated for pub/sub) or any object with the
+ * (a node-redis client is created for it), a node-redis or ioredis client
+ * (connected or not; it is duplicated for pub/sub) or any object with the
  * ClusterStore methods (see cluster.d.ts).
  */
 export async function joinCluster(server, options) {
@@ -486,6 +488,8 @@ export async function joinCluster(server, options) {
     const { createClient } = await import('redis');
     client = createClient({ url: redis });
   }
-  const store = typeof client.run === 'function' ? client : await nodeRedis(client, { onError: rest.onRedisError });
+  // ioredis spells it evalsha (node-redis: evalSha) and has a status.
+  const adapter = typeof client.evalsha === 'function' && typeof client.duplicate === 'function' && 'status' in client ? ioredisStore : nodeRedis;
+  const store = typeof client.run === 'function' ? client : await adapter(client, { onError: rest.onRedisError });
   return new RedisCluster(server, store, rest).start();
 }

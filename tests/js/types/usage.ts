@@ -64,3 +64,13 @@ async function seeds() {
   void s;
 }
 void seeds;
+
+// rollcall/redis: a node-redis or ioredis client, or the store built over one
+import { joinCluster, ioredisStore, type ClusterStore } from 'rollcall/redis';
+async function cluster(ioredisClient: object) {
+  const store: ClusterStore = await ioredisStore(ioredisClient, { onError: (err) => console.log(err) });
+  await store.run('return 1', ['k'], ['a']);
+  const joined = await joinCluster(server, { redis: ioredisClient, node: 'web-1', onRedisError: () => {} });
+  await joined.close();
+}
+void cluster;
