@@ -141,7 +141,7 @@ export interface EngineOptions {
   presence?: PresenceOptions;
   /**
    * Cluster mode: this engine is one node of several sharing each room's
-   * presence set through a store (rollcall/redis). `node`: this node's
+   * presence set, objects and providers through a store (rollcall/redis). `node`: this node's
    * unique name, 1-64 of `[A-Za-z0-9_.-]`; member ids become
    * `appId:node:connection`. Default null (one engine alone).
    */

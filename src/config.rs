@@ -54,7 +54,7 @@ pub struct Config {
     /// Default: off (every event is sent at once, one frame each).
     pub presence: PresenceConfig,
     /// Cluster mode: this engine is one node of several sharing each room's
-    /// presence set through a store (see `engine/cluster.rs` and
+    /// presence set, objects and providers through a store (see `engine/cluster.rs`, `engine/cluster_objects.rs` and
     /// `rollcall/redis`). `None`: one engine alone. Default `None`.
     pub cluster: Option<ClusterConfig>,
 }
