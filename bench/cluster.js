@@ -8,7 +8,11 @@
 //   3. Redis commands and bytes per presence update (INFO commandstats and
 //      INFO stats, after CONFIG RESETSTAT; no MONITOR);
 //   4. heal time after SIGKILL, with the default heartbeat (5 s) and
-//      dead-after (15 s): from the kill to the leave at a watcher.
+//      dead-after (15 s): from the kill to the leave at a watcher, and to
+//      the `disconnected` status of an object whose provider was there;
+//   5. objects: delivery latency of an object.update written on one node
+//      to object subscribers on the same and the other node, and Redis
+//      commands and bytes per object update.
 // Options: --updates N (latency samples, default 500), --seconds S
 // (throughput window, default 5), --clients N (default 24).
 import { once } from 'node:events';
@@ -29,9 +33,9 @@ const CLIENTS = Number(values.clients);
 const OPEN = { limits: { rate: { burst: 1_000_000, perSecond: 1_000_000 } } };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** A ws client that joins `room` (as a member if `member`), subscribed to its presence. */
-async function client(url, sub, room, { member = true, onFrame = () => {} } = {}) {
-  const ws = new WebSocket(`${url}/?token=${clusterToken(sub)}`);
+/** A ws client that joins `room` (as a member if `member`), subscribed to its presence; `room` null: none. */
+async function client(url, sub, room, { member = true, onFrame = () => {}, claims } = {}) {
+  const ws = new WebSocket(`${url}/?token=${clusterToken(sub, claims)}`);
   await once(ws, 'open');
   let ref = 0;
   const acks = new Map();
@@ -50,9 +54,11 @@ async function client(url, sub, room, { member = true, onFrame = () => {} } = {}
       acks.set(r, resolve);
       ws.send(JSON.stringify({ ...frame, ref: r }));
     });
-  await request({ op: 'room.join', room });
-  await request({ op: 'presence.subscribe', room });
-  if (member) await request({ op: 'presence.join', room, data: { sub } });
+  if (room != null) {
+    await request({ op: 'room.join', room });
+    await request({ op: 'presence.subscribe', room });
+    if (member) await request({ op: 'presence.join', room, data: { sub } });
+  }
   return { ws, request, send: (frame) => ws.send(JSON.stringify(frame)) };
 }
 
@@ -128,6 +134,36 @@ async function throughput(urls, room) {
   return rate;
 }
 
+const FLEET = { per: { fleet: { '**': 'CRUD' } } };
+
+/** Latency of UPDATES object updates written on `from` to object subscribers on each of `to`. */
+async function objectLatency(from, to) {
+  const sent = new Map();
+  const got = to.map(() => []);
+  const readers = [];
+  for (const [i, node] of to.entries()) {
+    const onFrame = (text) => {
+      const m = /"data":\{"i":(\d+)\}/.exec(text);
+      if (m && text.includes('"event":"update"')) got[i].push(performance.now() - sent.get(Number(m[1])));
+    };
+    const r = await client(node.url, `obj-r${i}`, null, { onFrame, claims: FLEET });
+    await r.request({ op: 'object.subscribe', realm: 'fleet', pattern: 'van/*' });
+    readers.push(r);
+  }
+  const writer = await client(from.url, 'obj-w', null, { claims: FLEET });
+  await writer.request({ op: 'object.create', realm: 'fleet', id: 'van/1' });
+  await sleep(300);
+  for (let i = 0; i < UPDATES; i++) {
+    sent.set(i, performance.now());
+    writer.send({ op: 'object.update', realm: 'fleet', id: 'van/1', data: { i } });
+    await sleep(5);
+  }
+  const end = Date.now() + 10_000;
+  while (got.some((g) => g.length < UPDATES) && Date.now() < end) await sleep(20);
+  for (const c of [...readers, writer]) c.ws.close();
+  return got.map((g) => ({ n: g.length, p50: quantile(g, 0.5), p99: quantile(g, 0.99) }));
+}
+
 async function redisInfo(url) {
   const r = createClient({ url });
   await r.connect();
@@ -168,6 +204,11 @@ async function main() {
   say(`latency cluster, cross node: p50 ${ms(cross.p50)} ms  p99 ${ms(cross.p99)} ms  (n=${cross.n})`);
   say(`  cross/same p50 ratio ${(cross.p50 / same.p50).toFixed(2)}, cluster same/no-Redis p50 ratio ${(same.p50 / base.p50).toFixed(2)}`);
 
+  // 5: objects, written on n1, read on n1 and n2.
+  const [objSame, objCross] = await objectLatency(n1, [n1, n2]);
+  say(`object.update latency, same node:  p50 ${ms(objSame.p50)} ms  p99 ${ms(objSame.p99)} ms  (n=${objSame.n})`);
+  say(`object.update latency, cross node: p50 ${ms(objCross.p50)} ms  p99 ${ms(objCross.p99)} ms  (n=${objCross.n})`);
+
   // 3: Redis work per presence update (two nodes watching the room).
   const info = await redisInfo(redis.url);
   const watcher = await client(n2.url, 'cost-w', 'cost', { member: false });
@@ -190,6 +231,25 @@ async function main() {
   say(`  bytes per update: into Redis ${per(inBytes)}, out of Redis ${per(outBytes)} (2 subscribed nodes)`);
   watcher.ws.close();
   pub.ws.close();
+  {
+    // The same for an object update (every node follows every realm).
+    const writer = await client(n1.url, 'cost-obj', null, { claims: FLEET });
+    await writer.request({ op: 'object.create', realm: 'fleet', id: 'cost' });
+    await sleep(300);
+    await info.reset();
+    const t0 = performance.now();
+    for (let i = 0; i < N; i++) await writer.request({ op: 'object.update', realm: 'fleet', id: 'cost', data: { i, pad: 'x'.repeat(40) } });
+    await sleep(300);
+    const elapsed = (performance.now() - t0) / 1000;
+    const { calls, inBytes, outBytes } = await info.stats();
+    const list = Object.entries(calls)
+      .filter(([name]) => !/^(config|info)/.test(name))
+      .map(([name, c]) => `${name} ${per(c)}`)
+      .join(', ');
+    say(`redis per object update (N=${N}, ${elapsed.toFixed(1)} s, incl. heartbeats): ${list}`);
+    say(`  bytes per update: into Redis ${per(inBytes)}, out of Redis ${per(outBytes)} (2 nodes follow the realm)`);
+    writer.ws.close();
+  }
   await info.close();
   await n1.close();
   await n2.close();
@@ -209,13 +269,20 @@ async function main() {
   const d1 = await startNode('d1', redis.url, CLUSTER_DEFAULTS);
   const d2 = await startNode('d2', redis.url, CLUSTER_DEFAULTS);
   let leftAt = null;
-  const w = await client(d1.url, 'heal-w', 'heal', { member: false, onFrame: (t) => t.includes('"event":"leave"') && (leftAt ??= performance.now()) });
-  await client(d2.url, 'heal-m', 'heal');
+  let offAt = null;
+  const onFrame = (t) => {
+    if (t.includes('"event":"leave"')) leftAt ??= performance.now();
+    if (t.includes('"connectionStatus":"disconnected"') && t.includes('"event":"status"')) offAt ??= performance.now();
+  };
+  const w = await client(d1.url, 'heal-w', 'heal', { member: false, onFrame, claims: FLEET });
+  await w.request({ op: 'object.subscribe', realm: 'fleet', pattern: 'truck' });
+  await w.request({ op: 'object.create', realm: 'fleet', id: 'truck' });
+  await client(d2.url, 'heal-m', 'heal', { claims: { dpv: { fleet: ['truck'] } } });
   await sleep(CLUSTER_DEFAULTS.heartbeatMs + 500);
   const killedAt = performance.now();
   await d2.kill();
-  while (leftAt == null && performance.now() - killedAt < 60_000) await sleep(50);
-  say(`heal after SIGKILL (heartbeat ${CLUSTER_DEFAULTS.heartbeatMs} ms, dead after ${CLUSTER_DEFAULTS.deadAfterMs} ms, bound 20000 ms): leave seen ${Math.round(leftAt - killedAt)} ms after the kill`);
+  while ((leftAt == null || offAt == null) && performance.now() - killedAt < 60_000) await sleep(50);
+  say(`heal after SIGKILL (heartbeat ${CLUSTER_DEFAULTS.heartbeatMs} ms, dead after ${CLUSTER_DEFAULTS.deadAfterMs} ms, bound 20000 ms): leave seen ${Math.round(leftAt - killedAt)} ms after the kill, its provider's object disconnected ${Math.round(offAt - killedAt)} ms after`);
   w.ws.close();
   await d1.close();
   await redis.stop();
