@@ -202,7 +202,7 @@ export const PUBLISH = `return redis.call('PUBLISH', KEYS[1], ARGV[1])`;
 // Realm keys (one hash tag per realm): KEYS[1] objects HASH id -> data
 // (JSON text, '' for none), KEYS[2] meta HASH e (epoch) / s (seq). Beside
 // them: the realms SET (realms holding objects), the providers HASH node ->
-// its providers message, the provider versions HASH node -> last version.
+// its providers message (with its version).
 // Every message goes on one objects channel, which every node follows.
 
 /** Lua helper: a realm's change, numbered and published. */
@@ -281,17 +281,18 @@ end
 
 /**
  * A node's provider set ('' : the node is gone), stored and published
- * with a version that only grows, even across a Redis that lost its state
- * (Redis TIME in µs, or one more than the last). KEYS: providers HASH,
- * versions HASH. ARGV: node, providers text or '', channel. Returns the
- * message, or nil when a gone node had nothing stored.
+ * with a version that only grows, even across a Redis that lost its state:
+ * Redis TIME in µs, or one more than the stored one. KEYS: providers HASH.
+ * ARGV: node, providers text or '', channel. Returns the message, or nil
+ * when a gone node had nothing stored.
  */
 export const PROVIDERS = `${MICROS}
 local node, p = ARGV[1], ARGV[2]
-if p == '' and redis.call('HEXISTS', KEYS[1], node) == 0 then return false end
-local v = math.max(tonumber(redis.call('HGET', KEYS[2], node) or '0') + 1, micros())
-local vs = string.format('%.0f', v)
-redis.call('HSET', KEYS[2], node, vs)
+local prev = redis.call('HGET', KEYS[1], node)
+if p == '' and not prev then return false end
+local last = 0
+if prev then last = cjson.decode(prev).v end
+local vs = string.format('%.0f', math.max(last + 1, micros()))
 if p == '' then p = 'null' end
 local message = '{"n":' .. cjson.encode(node) .. ',"v":' .. vs .. ',"p":' .. p .. '}'
 if p == 'null' then redis.call('HDEL', KEYS[1], node) else redis.call('HSET', KEYS[1], node, message) end

@@ -145,8 +145,8 @@ export class RedisCluster extends EventEmitter {
     return `${this.#options.prefix}:objects`;
   }
 
-  #providerKeys() {
-    return [`${this.#options.prefix}:providers`, `${this.#options.prefix}:providers:v`];
+  #providers() {
+    return `${this.#options.prefix}:providers`;
   }
 
   #nodes() {
@@ -303,11 +303,11 @@ export class RedisCluster extends EventEmitter {
 
   /** Stores a node's provider set ('' : gone) and tells every node. */
   #setProviders(node, providers) {
-    return this.#run(lua.PROVIDERS, this.#providerKeys(), [node, providers, this.#objectsChannel()]);
+    return this.#run(lua.PROVIDERS, [this.#providers()], [node, providers, this.#objectsChannel()]);
   }
 
   async #readProviders() {
-    const [at, ...messages] = await this.#run(lua.PROVIDERS_SNAPSHOT, this.#providerKeys().slice(0, 1), []);
+    const [at, ...messages] = await this.#run(lua.PROVIDERS_SNAPSHOT, [this.#providers()], []);
     const text = `{"at":${at},"p":[${messages.join(',')}]}`;
     this.#dispatch(() => this.#engine.clusterProvidersSnapshot(text, this.#options.clock()), 'the providers');
   }
