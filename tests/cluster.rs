@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{Host, T0};
+use common::{EventCursor, Host, T0};
 use rollcall::config::ClusterConfig;
 use rollcall::engine::is_remote;
 use rollcall::{Config, ConnectionId, Credentials, Engine, Error, HostEvent, Identity};
@@ -34,7 +34,7 @@ struct StoredRoom {
 struct Cluster {
     hosts: Vec<Host>,
     /// Host events already acted on, per host.
-    seen: Vec<usize>,
+    cursor: EventCursor,
     epoch: u64,
     rooms: BTreeMap<String, StoredRoom>,
     watching: Vec<BTreeSet<String>>,
@@ -50,7 +50,7 @@ impl Cluster {
     fn new(nodes: &[&str]) -> Cluster {
         Cluster {
             hosts: nodes.iter().map(|n| Host::new(node_config(n))).collect(),
-            seen: vec![0; nodes.len()],
+            cursor: EventCursor::new(nodes.len()),
             epoch: 1000,
             rooms: BTreeMap::new(),
             watching: vec![BTreeSet::new(); nodes.len()],
@@ -107,51 +107,40 @@ impl Cluster {
 
     /// Acts on every host's cluster events until none is left.
     fn settle(&mut self) {
-        loop {
-            let mut acted = false;
-            for i in 0..self.hosts.len() {
-                while self.seen[i] < self.hosts[i].events.len() {
-                    let event = self.hosts[i].events[self.seen[i]].clone();
-                    self.seen[i] += 1;
-                    let now = self.hosts[i].now;
-                    match event {
-                        HostEvent::ClusterReplicate { room, op, id, member } => {
-                            self.write(&room, op, &id, member.as_deref(), now)
-                        }
-                        HostEvent::ClusterWatch { room } | HostEvent::ClusterResync { room } => {
-                            self.watching[i].insert(room.clone());
-                            if self.held_back != Some(i) {
-                                let snap = self.snapshot_text(&room);
-                                self.hosts[i].engine.cluster_snapshot(&room, &snap, now).expect("a valid snapshot");
-                                self.hosts[i].pump();
-                            }
-                        }
-                        HostEvent::ClusterUnwatch { room } => {
-                            self.watching[i].remove(&room);
-                        }
-                        HostEvent::ClusterPublish { room, message } => self.deliver(&room, &message),
-                        HostEvent::ClusterResumable { token, .. } => {
-                            self.resumable.insert(token, i);
-                        }
-                        HostEvent::ClusterResumeClaim { connection, token } => {
-                            // The claim script: one claimer wins, then the owner hands over.
-                            let state = self.resumable.remove(&token).and_then(|owner| {
-                                let h = &mut self.hosts[owner];
-                                let state = h.engine.cluster_handover(&token, h.now);
-                                h.pump();
-                                state
-                            });
-                            let h = &mut self.hosts[i];
-                            h.engine.cluster_resume(connection, state.as_deref(), now).expect("a valid handover");
-                            h.pump();
-                        }
-                        _ => continue,
-                    }
-                    acted = true;
+        while let Some((i, event)) = self.cursor.next(&self.hosts) {
+            let now = self.hosts[i].now;
+            match event {
+                HostEvent::ClusterReplicate { room, op, id, member } => {
+                    self.write(&room, op, &id, member.as_deref(), now)
                 }
-            }
-            if !acted {
-                return;
+                HostEvent::ClusterWatch { room } | HostEvent::ClusterResync { room } => {
+                    self.watching[i].insert(room.clone());
+                    if self.held_back != Some(i) {
+                        let snap = self.snapshot_text(&room);
+                        self.hosts[i].engine.cluster_snapshot(&room, &snap, now).expect("a valid snapshot");
+                        self.hosts[i].pump();
+                    }
+                }
+                HostEvent::ClusterUnwatch { room } => {
+                    self.watching[i].remove(&room);
+                }
+                HostEvent::ClusterPublish { room, message } => self.deliver(&room, &message),
+                HostEvent::ClusterResumable { token, .. } => {
+                    self.resumable.insert(token, i);
+                }
+                HostEvent::ClusterResumeClaim { connection, token } => {
+                    // The claim script: one claimer wins, then the owner hands over.
+                    let state = self.resumable.remove(&token).and_then(|owner| {
+                        let h = &mut self.hosts[owner];
+                        let state = h.engine.cluster_handover(&token, h.now);
+                        h.pump();
+                        state
+                    });
+                    let h = &mut self.hosts[i];
+                    h.engine.cluster_resume(connection, state.as_deref(), now).expect("a valid handover");
+                    h.pump();
+                }
+                _ => {}
             }
         }
     }

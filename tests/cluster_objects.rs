@@ -9,7 +9,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{ident, Host};
+use common::{ident, EventCursor, Host};
 use rollcall::config::ClusterConfig;
 use rollcall::{Config, ConnectionStatus, Engine, Error, HostEvent};
 use serde_json::{json, Value};
@@ -26,7 +26,7 @@ struct StoredRealm {
 
 struct Store {
     hosts: Vec<Host>,
-    seen: Vec<usize>,
+    cursor: EventCursor,
     epoch: u64,
     realms: BTreeMap<String, StoredRealm>,
     /// node -> its providers message.
@@ -40,7 +40,7 @@ impl Store {
     fn new(nodes: &[&str]) -> Store {
         Store {
             hosts: nodes.iter().map(|n| Host::new(node_config(n))).collect(),
-            seen: vec![0; nodes.len()],
+            cursor: EventCursor::new(nodes.len()),
             epoch: 7000,
             realms: BTreeMap::new(),
             providers: BTreeMap::new(),
@@ -114,34 +114,21 @@ impl Store {
 
     /// Acts on every host's cluster events until none is left.
     fn settle(&mut self) {
-        loop {
-            let mut acted = false;
-            for i in 0..self.hosts.len() {
-                while self.seen[i] < self.hosts[i].events.len() {
-                    let event = self.hosts[i].events[self.seen[i]].clone();
-                    self.seen[i] += 1;
-                    let now = self.hosts[i].now;
-                    let node = self.hosts[i].engine.config().cluster.as_ref().unwrap().node.clone();
-                    match event {
-                        HostEvent::ClusterObject { realm, op, id, data_text } => {
-                            self.object(&realm, op, &id, data_text.as_deref(), now)
-                        }
-                        HostEvent::ClusterRealmPublish { message, .. } => self.deliver(&message),
-                        HostEvent::ClusterProviders { providers } => self.set_providers(&node, Some(&providers)),
-                        HostEvent::ClusterRealmResync { realm } => {
-                            if self.held_back != Some(i) {
-                                let snap = self.realm_snapshot(&realm);
-                                self.hosts[i].engine.cluster_realm_snapshot(&realm, &snap, now).expect("a snapshot");
-                                self.hosts[i].pump();
-                            }
-                        }
-                        _ => continue,
-                    }
-                    acted = true;
+        while let Some((i, event)) = self.cursor.next(&self.hosts) {
+            let now = self.hosts[i].now;
+            let node = self.hosts[i].engine.config().cluster.as_ref().unwrap().node.clone();
+            match event {
+                HostEvent::ClusterObject { realm, op, id, data_text } => {
+                    self.object(&realm, op, &id, data_text.as_deref(), now)
                 }
-            }
-            if !acted {
-                return;
+                HostEvent::ClusterRealmPublish { message, .. } => self.deliver(&message),
+                HostEvent::ClusterProviders { providers } => self.set_providers(&node, Some(&providers)),
+                HostEvent::ClusterRealmResync { realm } if self.held_back != Some(i) => {
+                    let snap = self.realm_snapshot(&realm);
+                    self.hosts[i].engine.cluster_realm_snapshot(&realm, &snap, now).expect("a snapshot");
+                    self.hosts[i].pump();
+                }
+                _ => {}
             }
         }
     }

@@ -187,3 +187,25 @@ impl Host {
         self.closes.iter().find(|c| c.connection.0 == id).map(|c| c.code.code())
     }
 }
+
+/// How far a test's model store has read each host's events (cluster tests).
+pub struct EventCursor {
+    seen: Vec<usize>,
+}
+
+impl EventCursor {
+    pub fn new(hosts: usize) -> EventCursor {
+        EventCursor { seen: vec![0; hosts] }
+    }
+
+    /// The next event not read yet: the first host's first, with its host index.
+    pub fn next(&mut self, hosts: &[Host]) -> Option<(usize, HostEvent)> {
+        for (i, h) in hosts.iter().enumerate() {
+            if let Some(e) = h.events.get(self.seen[i]) {
+                self.seen[i] += 1;
+                return Some((i, e.clone()));
+            }
+        }
+        None
+    }
+}
