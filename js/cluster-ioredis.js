@@ -67,6 +67,11 @@ export async function ioredisStore(client, { onError = () => {} } = {}) {
     onReconnect(cb) {
       reconnects.push(cb);
     },
+    // Silent links: dropped and opened again (ioredis reconnects and re-subscribes).
+    async reset() {
+      for (const c of [client, sub]) c.disconnect(true);
+      await Promise.all([ready(client), ready(sub)]);
+    },
     async close() {
       await Promise.allSettled([sub.quit(), client.quit()]);
     },

@@ -37,6 +37,13 @@ export async function nodeRedis(client, { onError = () => {} } = {}) {
     onReconnect(cb) {
       reconnects.push(cb);
     },
+    // Links that went silent (no RST, no FIN: nothing node-redis notices):
+    // dropped and opened again; subscriptions come back by themselves, and
+    // 'ready' fires onReconnect.
+    async reset() {
+      for (const c of [client, sub]) if (c.isOpen) c.destroy();
+      await Promise.all([client.connect(), sub.connect()]);
+    },
     async close() {
       await Promise.allSettled([sub.close?.() ?? sub.quit(), client.close?.() ?? client.quit()]);
     },

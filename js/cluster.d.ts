@@ -16,6 +16,13 @@ export interface ClusterStore {
   unsubscribe(channel: string): Promise<unknown>;
   /** `cb` runs each time a connection is back after a loss (messages may be lost meanwhile). */
   onReconnect(cb: () => void): void;
+  /**
+   * Optional: the links went silent (a heartbeat got no answer within
+   * `redisTimeoutMs`): drop them and connect again, subscriptions included
+   * (then `onReconnect` fires). Without it, a silent link lasts until the
+   * OS gives up on it.
+   */
+  reset?(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -34,6 +41,12 @@ export interface ClusterOptions {
   heartbeatMs?: number;
   /** A node whose last beat (Redis TIME) is older than this is dead and reaped, ms. Default 15000. */
   deadAfterMs?: number;
+  /**
+   * A heartbeat Redis has not answered in this long means the links went
+   * silent: they are reset (`ClusterStore.reset`) and the node heals as
+   * after a reconnect, ms. Default: heartbeatMs.
+   */
+  redisTimeoutMs?: number;
   /** How long one survivor holds the right to reap a dead node, ms. Default 30000. */
   reapLockMs?: number;
   /**

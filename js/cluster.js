@@ -91,6 +91,8 @@ export class RedisCluster extends EventEmitter {
   #listeners = [];
   #closed = false;
   #beaten = false;
+  /** A heartbeat (and its reaper pass) is under way. */
+  #ticking = false;
   /** Handover requests this node sent: id -> resolve(state). */
   #handovers = new Map();
   #nextHandover = 1;
@@ -386,9 +388,26 @@ export class RedisCluster extends EventEmitter {
   }
 
   async #tick() {
-    if (this.#closed) return;
-    await this.#track(this.#beat(), 'heartbeat');
-    await this.#track(this.#reapDead(), 'reaping dead nodes');
+    if (this.#closed || this.#ticking) return;
+    this.#ticking = true;
+    try {
+      const timeout = this.#options.redisTimeoutMs ?? this.#options.heartbeatMs;
+      let timer;
+      const silent = new Promise((resolve) => (timer = setTimeout(() => resolve(true), timeout)));
+      const answered = this.#track(this.#beat(), 'heartbeat').then(() => false);
+      const timedOut = await Promise.race([answered, silent]);
+      clearTimeout(timer);
+      if (timedOut) {
+        // A link that went silent (a dead NAT entry, a frozen peer) is never
+        // noticed by the client: drop it and heal as after a reconnect.
+        this.#report(hostError('CLUSTER_FAILED', 'heartbeat', new Error(`Redis did not answer within ${timeout} ms: reconnecting`)));
+        if (this.#store.reset) await this.#track(this.#store.reset(), 'reconnecting to Redis');
+        return;
+      }
+      await this.#track(this.#reapDead(), 'reaping dead nodes');
+    } finally {
+      this.#ticking = false;
+    }
   }
 
   async #reapDead() {

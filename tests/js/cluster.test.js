@@ -12,6 +12,7 @@ import { attach } from '../../js/node.js';
 import { CLUSTER_DEFAULTS, healBoundMs, joinCluster } from '../../js/cluster.js';
 import { TestClient, eventually } from './helpers.js';
 import { startRedis } from './redis-server.js';
+import { startProxy } from './proxy.js';
 import { startNode, clusterToken } from './cluster/harness.js';
 
 const HEARTBEAT = 500;
@@ -306,6 +307,96 @@ test('Redis restarted (its state lost) mid-run: no ghost, no duplicate, subscrib
   await (await stays[0].join(room)).presence.update({ sub: 'ann', again: true });
   for (const w of watchers) await eventually(() => w.some(([event, , data]) => event === 'update' && data?.again), 15_000);
   for (const c of stays) c.close();
+});
+
+test('a node cut off from Redis for a while heals: one resync, the set and the objects as they are, no ghost', async () => {
+  const room = 'blip';
+  const per = { per: { [room]: { '**': 'CRUD' } } };
+  const proxy = await startProxy(redis.port);
+  const cut = await startNode('cut', `redis://127.0.0.1:${proxy.port}`, NODE_OPTIONS);
+  nodes.push(cut); // stopped by after()
+  try {
+    const watcher = await raw(cut, 'blip-watcher', per);
+    await watcher.request({ op: 'room.join', room });
+    await watcher.request({ op: 'presence.subscribe', room });
+    await watcher.request({ op: 'object.subscribe', realm: room });
+    // Its node's first read of the room (in Redis's epoch) comes as a resync.
+    const resyncs = () => watcher.frames.filter((f) => f.type === 'resync' && f.room === room);
+    await eventually(() => resyncs().length === 1, 15_000);
+    const stays = await sdk(nodes[0], 'stays');
+    await (await stays.join(room)).presence.join(null);
+    const early = await sdk(nodes[1], 'early');
+    await (await early.join(room)).presence.join(null);
+    await eventually(() => presence(watcher, room).length === 2, 15_000);
+    // The node's Redis links are reset, and new ones refused, for 1 s
+    // (less than deadAfterMs: it is not reaped). Meanwhile the room changes.
+    proxy.cut();
+    proxy.refuse(true);
+    early.close();
+    const late = await sdk(nodes[1], 'late');
+    await (await late.join(room)).presence.join(null);
+    const writer = await raw(nodes[0], 'blip-writer', per);
+    await writer.request({ op: 'object.create', realm: room, id: 'made-while-cut', data: { v: 1 } });
+    await new Promise((r) => setTimeout(r, 1000));
+    proxy.refuse(false);
+    // It reconnects, re-reads the room: its subscriber gets one resync with the set as it is now.
+    await eventually(() => resyncs().length === 2, 15_000);
+    const resync = resyncs()[1];
+    assert.deepEqual(resync.members.map((m) => m.clientId).sort(), ['late', 'stays']);
+    assert.deepEqual(presence(watcher, room).map((f) => [f.event, f.clientId]), [['join', 'stays'], ['join', 'early']], 'no leave or join storm');
+    // The object made meanwhile comes as a create when the node re-reads the realm.
+    await eventually(() => objectFrames(watcher).length === 1, 15_000);
+    assert.deepEqual(objectFrames(watcher), [['create', 'made-while-cut', 'disconnected', '{"v":1}']]);
+    // And it follows the room again, with the others.
+    const views = await Promise.all([cut, nodes[0]].map((n) => n.view(room)));
+    assert.deepEqual(ids(views[0]), ids(views[1]), 'the same set as another node');
+    late.close();
+    await watcher.wait((f) => f.type === 'presence' && f.event === 'leave' && f.clientId === 'late', 15_000);
+    stays.close();
+  } finally {
+    await cut.kill();
+    await proxy.close();
+  }
+});
+
+test('a node whose Redis links go silent resets them within a heartbeat and heals, before anyone reaps it', async () => {
+  const room = 'silent';
+  const proxy = await startProxy(redis.port);
+  const mute = await startNode('mute', `redis://127.0.0.1:${proxy.port}`, NODE_OPTIONS);
+  nodes.push(mute); // stopped by after()
+  try {
+    const watcher = await raw(mute, 'silent-watcher');
+    await watcher.request({ op: 'room.join', room });
+    await watcher.request({ op: 'presence.subscribe', room });
+    const resyncs = () => watcher.frames.filter((f) => f.type === 'resync' && f.room === room);
+    await eventually(() => resyncs().length === 1, 15_000);
+    const member = await sdk(mute, 'on-mute');
+    await (await member.join(room)).presence.join(null);
+    const before = await sdk(nodes[0], 'before');
+    await (await before.join(room)).presence.join(null);
+    await eventually(() => presence(watcher, room).length === 2, 15_000);
+    // Its links stop moving bytes, and stay open: no error, no close.
+    proxy.silence();
+    before.close();
+    const during = await sdk(nodes[0], 'during');
+    await (await during.join(room)).presence.join(null);
+    // Within heartbeatMs + redisTimeoutMs it resets them, reconnects and re-reads the room.
+    await eventually(() => resyncs().length === 2, 15_000);
+    assert.deepEqual(resyncs()[1].members.map((m) => m.clientId).sort(), ['during', 'on-mute']);
+    assert.ok(mute.events.some((e) => e.event === 'error' && /did not answer/.test(e.message)), 'reported');
+    // Nobody reaped it: its member never left anywhere.
+    await new Promise((r) => setTimeout(r, DEAD_AFTER));
+    const reaped = nodes.flatMap((n) => n.events.filter((e) => e.event === 'reaped' && e.node === 'mute'));
+    assert.deepEqual(reaped, []);
+    const view = await nodes[0].view(room);
+    assert.deepEqual(view.members.map((m) => m.clientId).sort(), ['during', 'on-mute']);
+    assert.deepEqual(ids(await mute.view(room)), ids(view));
+    member.close();
+    during.close();
+  } finally {
+    await mute.kill();
+    await proxy.close();
+  }
 });
 
 test('a client resumes on another node within its grace: zero events at observers', async () => {
