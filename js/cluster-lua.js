@@ -34,7 +34,7 @@ end
 
 /**
  * One local change. KEYS: members, meta, log, the node's room SET.
- * ARGV: op (join|update|leave|adopt), member id, member text ('' for leave),
+ * ARGV: op (join|update|leave|adopt|mark), member id, member text ('' for leave),
  * channel, time (ms, the origin's clock, for the event's timestamp),
  * room, stream max length. Returns the change, or nil when a leave finds
  * nothing to remove.
@@ -42,13 +42,17 @@ end
 export const CHANGE = `${EPOCH}
 local op, id, member = ARGV[1], ARGV[2], ARGV[3]
 local e = epoch(KEYS[2])
-if op == 'adopt' then
-  -- A member resumed on this node: re-owned, no event (if it is still there).
+if op == 'adopt' or op == 'mark' then
+  -- A member resumed on this node (re-owned), or whose connection entered
+  -- or left grace: stored, and its new text published un-numbered, with no
+  -- event (if it is still there).
   if redis.call('HEXISTS', KEYS[1], id) == 1 then
     redis.call('HSET', KEYS[1], id, member)
-    redis.call('SADD', KEYS[4], ARGV[6])
+    if op == 'adopt' then redis.call('SADD', KEYS[4], ARGV[6]) end
+    redis.call('PUBLISH', ARGV[4], '{"mark":' .. member .. '}')
     return false
   end
+  if op == 'mark' then return false end
   op = 'join'
 end
 if op == 'leave' then

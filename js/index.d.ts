@@ -226,7 +226,7 @@ export type HostEvent =
   | { type: 'presenceLeft'; room: string; connection: number; clientId: string }
   | { type: 'objectStatusChanged'; realm: string; id: string; status: ConnectionStatus }
   /** Cluster mode: a local presence change for the store to order (`member`: the text to store; null for a leave). */
-  | { type: 'clusterReplicate'; room: string; op: 'join' | 'update' | 'leave' | 'adopt'; id: string; member: string | null }
+  | { type: 'clusterReplicate'; room: string; op: 'join' | 'update' | 'leave' | 'adopt' | 'mark'; id: string; member: string | null }
   /** Cluster mode: the first local connection joined `room`: follow it, hand over its snapshot. */
   | { type: 'clusterWatch'; room: string }
   /** Cluster mode: the last local connection left `room`: stop following it. */

@@ -71,11 +71,13 @@ impl Cluster {
     fn write(&mut self, room: &str, op: &str, id: &str, member: Option<&str>, t: u64) {
         let r = self.rooms.entry(room.to_string()).or_default();
         let (op, stored) = match member {
-            Some(m) if op == "adopt" && r.members.contains_key(id) => {
-                // Re-owned by the resuming node: no event.
+            Some(m) if (op == "adopt" || op == "mark") && r.members.contains_key(id) => {
+                // Re-owned by the resuming node, or its grace mark: no event, not numbered.
                 r.members.insert(id.to_string(), m.to_string());
-                return;
+                let mark = format!(r#"{{"mark":{m}}}"#);
+                return self.deliver(room, &mark);
             }
+            _ if op == "mark" => return,
             Some(m) => {
                 let op = if op == "adopt" { "join" } else { op };
                 let op = if r.members.contains_key(id) { "update" } else { op };
@@ -380,6 +382,20 @@ fn a_client_resumes_on_another_node_with_no_event_at_observers() {
     }
     c.h(0).lose(2);
     c.settle();
+    // Lost on a: in grace on every node, with no event.
+    for i in 0..2 {
+        let alice: Vec<bool> =
+            c.hosts[i].engine.members("r").iter().filter(|m| m.client_id == "alice").map(|m| m.in_grace).collect();
+        assert_eq!(alice, [true], "in grace, as seen on node {i}");
+        assert_eq!(c.hosts[i].engine.room_counts("r").in_grace, 1);
+        assert_eq!(c.h(i).take(1), Vec::<Value>::new());
+    }
+    let get = c.h(1).ok(1, json!({"op": "presence.get", "room": "r"}));
+    assert!(
+        get["members"].as_array().unwrap().iter().any(|m| m["clientId"] == "alice" && m["inGrace"] == true),
+        "{get}"
+    );
+    c.h(1).take(1);
     // alice comes back through another node, within her grace.
     c.h(1).open_as(7, "alice");
     c.h(1).send_raw(7, &json!({"op": "resume", "ref": 1, "token": token}).to_string());
@@ -396,6 +412,9 @@ fn a_client_resumes_on_another_node_with_no_event_at_observers() {
     assert!(c.hosts[1].engine.members("r").iter().any(|m| m.connection == ConnectionId(7)));
     assert!(c.hosts[0].engine.members("r").iter().all(|m| m.connection != ConnectionId(2)));
     assert_eq!(c.hosts[0].engine.connection_count(), 1, "node a forgot her old connection");
+    for i in 0..2 {
+        assert!(c.hosts[i].engine.members("r").iter().all(|m| !m.in_grace), "back from grace, as seen on node {i}");
+    }
     // Her grace on a ends with nothing; her later changes come from b.
     c.h(0).advance(60_000);
     c.settle();
@@ -469,4 +488,48 @@ fn a_client_resumed_on_another_node_keeps_its_realm_subscriptions() {
     assert_eq!(got, [("fleet".to_string(), "van/1".to_string())]);
     assert_eq!(c.hosts[0].engine.connection_count(), 0, "node a forgot her old connection and its subscriptions");
     assert!(c.hosts[0].engine.realm_names().is_empty());
+}
+
+#[test]
+fn the_grace_mark_reaches_every_node_and_goes_with_a_resume_on_the_same_node_or_the_grace_end() {
+    let mut c = Cluster::new(&["a", "b"]);
+    c.h(1).open_as(1, "watcher");
+    c.h(1).join(1, "r");
+    c.h(1).ok(1, json!({"op": "presence.subscribe", "room": "r"}));
+    let token = c.h(0).open_for_token(2, "alice");
+    c.h(0).join(2, "r");
+    c.h(0).enter(2, "r", json!(null));
+    c.h(0).open_as(3, "bob");
+    c.h(0).join(3, "r");
+    c.h(0).enter(3, "r", json!(null));
+    c.settle();
+    c.h(1).take(1);
+    let graced = |c: &Cluster, i: usize| -> Vec<String> {
+        c.hosts[i].engine.members("r").into_iter().filter(|m| m.in_grace).map(|m| m.client_id).collect()
+    };
+    c.h(0).lose(2);
+    c.h(0).lose(3);
+    c.settle();
+    assert_eq!(graced(&c, 1), ["alice", "bob"]);
+    // alice resumes on her own node: the mark goes everywhere, with no event.
+    c.h(0).open_as(7, "alice");
+    c.h(0).send_raw(7, &json!({"op": "resume", "ref": 1, "token": token}).to_string());
+    c.settle();
+    assert_eq!(graced(&c, 0), ["bob"]);
+    assert_eq!(graced(&c, 1), ["bob"]);
+    // A node that reads the room afresh gets the mark from the store.
+    c.h(1).open_as(4, "late");
+    c.h(1).join(4, "r");
+    let snap = c.snapshot_text("r");
+    let now = c.h(1).now;
+    c.h(1).engine.cluster_snapshot("r", &snap, now).unwrap();
+    c.h(1).pump();
+    assert_eq!(graced(&c, 1), ["bob"]);
+    assert_eq!(c.h(1).take(1), Vec::<Value>::new(), "the same set: no resync, no event");
+    // bob's grace ends: one leave everywhere, and no mark left.
+    c.h(0).advance(60_000);
+    c.settle();
+    let events: Vec<String> = presence_events(&c.h(1).take(1)).into_iter().map(|e| e.0).collect();
+    assert_eq!(events, ["leave"]);
+    assert!(graced(&c, 0).is_empty() && graced(&c, 1).is_empty());
 }

@@ -73,6 +73,9 @@ pub(crate) struct WireMember {
     #[serde(default)]
     pub d: Option<Box<RawValue>>,
     pub n: String,
+    /// Its connection is lost and in grace (shown `inGrace` on every node).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub g: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +108,13 @@ struct Published<'a> {
     ev: &'a str,
     #[serde(borrow)]
     f: &'a RawValue,
+}
+
+/// A member's grace mark changed (no event, not numbered): its stored text.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Mark {
+    mark: WireMember,
 }
 
 #[derive(Debug, Deserialize)]
@@ -210,8 +220,9 @@ impl Engine {
         data: Option<&RawValue>,
     ) {
         let Some(node) = self.cluster_node().map(str::to_string) else { return };
-        let wire =
-            WireMember { id: Arc::clone(&id), c: Arc::clone(&client_id), d: data.map(RawValue::to_owned), n: node };
+        let in_grace = self.connections.get(&conn).is_some_and(|c| c.grace_until.is_some());
+        let (c, d) = (Arc::clone(&client_id), data.map(RawValue::to_owned));
+        let wire = WireMember { id: Arc::clone(&id), c, d, n: node, g: in_grace };
         // Plain strings and a RawValue: serialising cannot fail.
         let text = serde_json::to_string(&wire).unwrap_or_default();
         let Some(rm) = self.rooms.get_mut(room) else { return };
@@ -242,6 +253,41 @@ impl Engine {
         self.event(HostEvent::ClusterReplicate { room: room.clone(), op: "leave", id: m.id.to_string(), member: None });
         self.event(HostEvent::PresenceLeft { room, connection: conn, client_id });
         Some(m.data_len)
+    }
+
+    /// Cluster mode: `conn` entered grace or left it (resumed here): its
+    /// members' stored texts carry the mark, for every node's `inGrace`
+    /// (`op: "mark"`: stored and published with no event).
+    pub(super) fn mark_grace(&mut self, conn: ConnectionId, in_grace: bool) {
+        if self.config.cluster.is_none() {
+            return;
+        }
+        let rooms: Vec<String> =
+            self.connections.get(&conn).map(|c| c.rooms.keys().cloned().collect()).unwrap_or_default();
+        for room in rooms {
+            let Some(m) = self.rooms.get_mut(&room).and_then(|rm| rm.sync.local.get_mut(&conn)) else { continue };
+            let Ok(mut w) = serde_json::from_str::<WireMember>(&m.wire) else { continue };
+            if w.g == in_grace {
+                continue;
+            }
+            w.g = in_grace;
+            // Plain strings and a RawValue: serialising cannot fail.
+            m.wire = serde_json::to_string(&w).unwrap_or_default();
+            let (id, member) = (m.id.to_string(), Some(m.wire.clone()));
+            self.event(HostEvent::ClusterReplicate { room, op: "mark", id, member });
+        }
+    }
+
+    /// Another node's member entered or left grace: only its `inGrace` mark changes.
+    fn apply_mark(&mut self, room: &str, w: &WireMember) {
+        if self.cluster_node() == Some(w.n.as_str()) {
+            return; // this node's own: it knows
+        }
+        let Some(rm) = self.rooms.get_mut(room) else { return };
+        let Some(key) = rm.sync.keys.get(&w.id).copied() else { return };
+        if rm.members.contains_key(&key) {
+            set_grace(rm, key, w.g);
+        }
     }
 
     /// Cluster mode: a room event sent here goes to the other nodes too.
@@ -283,13 +329,15 @@ impl Engine {
         }
         let change: Change = match serde_json::from_str(change) {
             Ok(change) => change,
-            Err(e) => match serde_json::from_str::<Published<'_>>(change) {
-                Ok(p) => {
+            Err(e) => {
+                if let Ok(p) = serde_json::from_str::<Published<'_>>(change) {
                     self.apply_published(room, &p);
-                    return Ok(());
+                } else {
+                    let mark = serde_json::from_str::<Mark>(change).map_err(|_| bad("change", e))?;
+                    self.apply_mark(room, &mark.mark);
                 }
-                Err(_) => return Err(bad("change", e)),
-            },
+                return Ok(());
+            }
         };
         if change.op != Op::Resync && change.op != Op::Leave && change.m.is_none() {
             return Err(bad("change", "join and update carry `m`"));
@@ -349,16 +397,22 @@ impl Engine {
         let in_grace = std::mem::take(&mut rm.in_grace);
         rm.members.clear();
         rm.clients.clear();
+        let mut remote_grace = Vec::new();
         for w in snap.m {
             let key = match (old_keys.get(&w.id), rm.sync.local_ids.get(&w.id)) {
                 (_, Some(local)) if w.n == node => *local,
                 (Some(key), _) => *key,
                 _ => remote_key(next_key),
             };
+            if w.g && w.n != node {
+                remote_grace.push(key);
+            }
             rm.sync.keys.insert(Arc::clone(&w.id), key);
             let _ = rm.upsert(key, Member { id: w.id, client_id: w.c, data: w.d });
         }
-        rm.in_grace = in_grace.into_iter().filter(|c| rm.members.contains_key(c)).collect();
+        // This node's own marks are its own; other nodes' come from the store.
+        rm.in_grace = in_grace.into_iter().filter(|c| rm.members.contains_key(c) && !is_remote(*c)).collect();
+        rm.in_grace.extend(remote_grace);
         let after: BTreeMap<Arc<str>, (Arc<str>, Option<String>)> =
             rm.members.values().map(|m| (Arc::clone(&m.id), (Arc::clone(&m.client_id), data_text(m)))).collect();
         if epoch_changed || snap.s != rm.log.seq {
@@ -433,6 +487,9 @@ impl Engine {
                     _ => remote_key(next_key),
                 };
                 rm.sync.keys.insert(Arc::clone(&w.id), key);
+                if w.n != node {
+                    set_grace(rm, key, w.g);
+                }
                 let (kind, client_edge) = match rm.upsert(key, Member { id: w.id, client_id: w.c, data: w.d }) {
                     Upsert::Joined { first_of_client } => (PresenceKind::Join, first_of_client),
                     Upsert::Updated => (PresenceKind::Update, true),
@@ -443,6 +500,14 @@ impl Engine {
             _ => return,
         };
         rm.log.keep_all(kept, cap);
+    }
+}
+
+fn set_grace(rm: &mut Room, key: ConnectionId, in_grace: bool) {
+    if in_grace {
+        rm.in_grace.insert(key);
+    } else {
+        rm.in_grace.remove(&key);
     }
 }
 

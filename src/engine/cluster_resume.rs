@@ -199,7 +199,7 @@ impl Engine {
             let mut adopt = None;
             if let Some(w) = room.m.filter(|_| actions.allows(RoomAction::Presence)) {
                 let data_len = w.d.as_ref().map_or(0, |d| d.get().len());
-                let w = WireMember { n: node.clone(), ..w };
+                let w = WireMember { n: node.clone(), g: false, ..w };
                 let wire = serde_json::to_string(&w).unwrap_or_default();
                 rm.sync.local.insert(conn, LocalMember { id: Arc::clone(&id), wire: wire.clone(), data_len });
                 rm.sync.local_ids.insert(Arc::clone(&id), conn);

@@ -41,6 +41,7 @@ impl Engine {
                 }
             }
         }
+        self.mark_grace(conn, true);
         self.event(HostEvent::ConnectionLost { connection: conn, grace_until: until });
         let token = self.connections.get(&conn).and_then(|c| c.resume_token.as_deref().map(str::to_string));
         if let (Some(token), true) = (token, self.config.cluster.is_some()) {

@@ -76,6 +76,7 @@ impl Engine {
         }
         let live = o.grace_until.is_none();
         self.transfer(old, conn, now);
+        self.mark_grace(conn, false);
         if live {
             // Its socket is not known to be gone yet: it is, now. The close
             // comes after whatever the handover told it (its provider role
