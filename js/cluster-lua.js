@@ -1,12 +1,13 @@
 // The Lua scripts of rollcall/redis: each change of a room is one atomic
-// script (state, sequence, log, fan-out), so that Redis orders every
+// script (state, sequence, fan-out), so that Redis orders every
 // room's changes once for all nodes. Member and change texts are the
 // engine's (see src/engine/cluster.rs); the scripts read a member's `id`
 // and `n` (node) and never re-encode one, so presence data reaches every
 // node byte for byte. Times come from Redis's clock (TIME), never a node's.
 //
 // Room keys (one hash tag per room): KEYS[1] members HASH id -> member,
-// KEYS[2] meta HASH e (epoch) / s (seq), KEYS[3] log STREAM (ids 0-<seq>).
+// KEYS[2] meta HASH e (epoch) / s (seq). No log is kept: a node that
+// missed changes (a gap in seq) re-reads the room's set.
 
 /** Lua helper: the room's epoch, created from Redis TIME (µs) when missing. */
 const EPOCH = `
@@ -23,20 +24,19 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function publish(keys, channel, maxlen, e, body)
+local function publish(keys, channel, e, body)
   local s = redis.call('HINCRBY', keys[2], 's', 1)
   local change = '{"e":' .. e .. ',"s":' .. s .. ',' .. body .. '}'
-  redis.call('XADD', keys[3], 'MAXLEN', '~', maxlen, '0-' .. s, 'c', change)
   redis.call('PUBLISH', channel, change)
   return change
 end
 `;
 
 /**
- * One local change. KEYS: members, meta, log, the node's room SET.
+ * One local change. KEYS: members, meta, the node's room SET.
  * ARGV: op (join|update|leave|adopt|mark), member id, member text ('' for leave),
  * channel, time (ms, the origin's clock, for the event's timestamp),
- * room, stream max length. Returns the change, or nil when a leave finds
+ * room. Returns the change, or nil when a leave finds
  * nothing to remove.
  */
 export const CHANGE = `${EPOCH}
@@ -48,7 +48,7 @@ if op == 'adopt' or op == 'mark' then
   -- event (if it is still there).
   if redis.call('HEXISTS', KEYS[1], id) == 1 then
     redis.call('HSET', KEYS[1], id, member)
-    if op == 'adopt' then redis.call('SADD', KEYS[4], ARGV[6]) end
+    if op == 'adopt' then redis.call('SADD', KEYS[3], ARGV[6]) end
     redis.call('PUBLISH', ARGV[4], '{"mark":' .. member .. '}')
     return false
   end
@@ -62,9 +62,9 @@ if op == 'leave' then
 else
   if redis.call('HEXISTS', KEYS[1], id) == 1 then op = 'update' else op = 'join' end
   redis.call('HSET', KEYS[1], id, member)
-  redis.call('SADD', KEYS[4], ARGV[6])
+  redis.call('SADD', KEYS[3], ARGV[6])
 end
-return publish(KEYS, ARGV[4], ARGV[7], e, '"op":"' .. op .. '","t":' .. ARGV[5] .. ',"m":' .. member)
+return publish(KEYS, ARGV[4], e, '"op":"' .. op .. '","t":' .. ARGV[5] .. ',"m":' .. member)
 `;
 
 /** The room's whole set: {epoch, seq, member...}. KEYS: members, meta. */
@@ -78,18 +78,18 @@ return out
 
 /**
  * A node re-asserts its own members of one room (after Redis lost its
- * state, or a network blip): the room holds exactly ARGV[5..] of node
+ * state, or a network blip): the room holds exactly ARGV[4..] of node
  * ARGV[1]. If anything changed, one `resync` change tells every node to
- * re-read the room (no leave or join storm). KEYS: members, meta, log,
- * the node's room SET. ARGV: node, channel, room, stream max length,
- * members... Returns 1 if it changed something.
+ * re-read the room (no leave or join storm). KEYS: members, meta, the
+ * node's room SET. ARGV: node, channel, room, members... Returns 1 if it
+ * changed something.
  */
 export const REASSERT = `${EPOCH}
 local node = ARGV[1]
 local fresh = redis.call('EXISTS', KEYS[2]) == 0
 local e = epoch(KEYS[2])
 local want = {}
-for i = 5, #ARGV do
+for i = 4, #ARGV do
   want[cjson.decode(ARGV[i]).id] = ARGV[i]
 end
 local changed = false
@@ -109,9 +109,9 @@ for id, m in pairs(want) do
     changed = true
   end
 end
-if #ARGV >= 5 then redis.call('SADD', KEYS[4], ARGV[3]) end
+if #ARGV >= 4 then redis.call('SADD', KEYS[3], ARGV[3]) end
 if changed or fresh then
-  publish(KEYS, ARGV[2], ARGV[4], e, '"op":"resync"')
+  publish(KEYS, ARGV[2], e, '"op":"resync"')
   return 1
 end
 return 0
@@ -119,8 +119,8 @@ return 0
 
 /**
  * The reaper, for one room of a dead node: removes each of its members
- * with a real leave (a new seq each, published). KEYS: members, meta,
- * log. ARGV: node, channel, stream max length. Returns how many left.
+ * with a real leave (a new seq each, published). KEYS: members, meta.
+ * ARGV: node, channel. Returns how many left.
  */
 export const REAP = `${EPOCH}
 local node = ARGV[1]
@@ -132,7 +132,7 @@ for i = 1, #all, 2 do
   if ok and m.n == node then
     e = e or epoch(KEYS[2])
     redis.call('HDEL', KEYS[1], all[i])
-    publish(KEYS, ARGV[2], ARGV[3], e, '"op":"leave","t":' .. now_ms() .. ',"m":' .. all[i + 1])
+    publish(KEYS, ARGV[2], e, '"op":"leave","t":' .. now_ms() .. ',"m":' .. all[i + 1])
     n = n + 1
   end
 end

@@ -55,8 +55,6 @@ export interface ClusterOptions {
    * resyncs its subscribers, ms. Default 1.5 x heartbeatMs.
    */
   settleMs?: number;
-  /** Changes kept per room in its Redis stream (MAXLEN ~). Default 1000. */
-  streamMaxLen?: number;
   /** How long a node waits for another to hand over a connection a client resumes here, ms. Default 5000. */
   handoverTimeoutMs?: number;
   /** Connection errors of the node-redis or ioredis client and its pub/sub duplicate (they reconnect by themselves). Default: ignored. */
@@ -70,7 +68,6 @@ export declare const CLUSTER_DEFAULTS: Readonly<{
   heartbeatMs: 5000;
   deadAfterMs: 15000;
   reapLockMs: 30000;
-  streamMaxLen: 1000;
   handoverTimeoutMs: 5000;
 }>;
 

@@ -49,7 +49,6 @@ export const CLUSTER_DEFAULTS = Object.freeze({
   heartbeatMs: 5000,
   deadAfterMs: 15_000,
   reapLockMs: 30_000,
-  streamMaxLen: 1000,
   handoverTimeoutMs: 5000,
 });
 
@@ -116,7 +115,7 @@ export class RedisCluster extends EventEmitter {
   }
 
   #roomKeys(room) {
-    return [this.#key(room, 'm'), this.#key(room, 'meta'), this.#key(room, 'log')];
+    return [this.#key(room, 'm'), this.#key(room, 'meta')];
   }
 
   #channel(room) {
@@ -220,7 +219,7 @@ export class RedisCluster extends EventEmitter {
   }
 
   #replicate({ room, op, id, member }) {
-    const args = [op, id, member ?? '', this.#channel(room), this.#options.clock(), room, this.#options.streamMaxLen];
+    const args = [op, id, member ?? '', this.#channel(room), this.#options.clock(), room];
     this.#track(this.#run(lua.CHANGE, [...this.#roomKeys(room), this.#nodeRooms(this.#node)], args), `replicating a ${op} in ${room}`);
   }
 
@@ -344,7 +343,7 @@ export class RedisCluster extends EventEmitter {
   }
 
   async #read(room) {
-    return this.#run(lua.SNAPSHOT, this.#roomKeys(room).slice(0, 2), []);
+    return this.#run(lua.SNAPSHOT, this.#roomKeys(room), []);
   }
 
   async #snapshot(room) {
@@ -426,7 +425,7 @@ export class RedisCluster extends EventEmitter {
     let left = 0;
     for (const room of rooms) {
       const keys = this.#roomKeys(room);
-      left += Number(await this.#run(lua.REAP, keys, [node, this.#channel(room), this.#options.streamMaxLen]));
+      left += Number(await this.#run(lua.REAP, keys, [node, this.#channel(room)]));
     }
     // Its objects turn disconnected on every node (if it provided any).
     await this.#setProviders(node, '');
@@ -440,7 +439,7 @@ export class RedisCluster extends EventEmitter {
     const rooms = this.#engine.roomNames;
     await Promise.all(
       rooms.map((room) => {
-        const args = [this.#node, this.#channel(room), room, this.#options.streamMaxLen, ...this.#engine.clusterLocalMembers(room)];
+        const args = [this.#node, this.#channel(room), room, ...this.#engine.clusterLocalMembers(room)];
         return this.#track(this.#run(lua.REASSERT, [...this.#roomKeys(room), this.#nodeRooms(this.#node)], args), `re-asserting ${room}`);
       }),
     );

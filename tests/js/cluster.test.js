@@ -193,7 +193,8 @@ test('objects, providers and realm events across nodes, with the same permission
   await eventually(() => objectFrames(partial).length === 1, 15_000);
   assert.deepEqual(objectFrames(reader), [['create', 'van/1', 'disconnected', '{"km":1}'], ['create', 'van/2', 'disconnected', '{"km":2}']]);
   assert.deepEqual(objectFrames(partial), [['create', 'van/1', 'disconnected', '{"km":1}']]);
-  // A creator on n2 whose create the store already ordered sees it as on one node.
+  // A creator on n2 whose create the store already ordered (and n2 applied) sees it as on one node.
+  await until(async () => (await writer.request({ op: 'object.get', realm, id: 'van/1' })).type === 'ack', 15_000);
   const dup = await writer.request({ op: 'object.create', realm, id: 'van/1', data: {} });
   assert.equal(dup.code, 'OBJECT_EXISTS');
   // A data provider on n3 turns both connected for readers on every node.
@@ -218,6 +219,9 @@ test('objects, providers and realm events across nodes, with the same permission
   // Update and delete from n2; the provider leaves n3: disconnected everywhere.
   await writer.request({ op: 'object.update', realm, id: 'van/1', data: { km: 10 } });
   await writer.request({ op: 'object.delete', realm, id: 'van/2' });
+  // Acked on n2, applied when Redis ordered them: the provider goes after.
+  await eventually(() => objectFrames(reader).some(([event]) => event === 'delete'), 15_000);
+  await eventually(() => objectFrames(partial).some(([event]) => event === 'update'), 15_000);
   provider.ws.close();
   await eventually(() => statusEvents(reader).length === 3, 15_000);
   await eventually(() => statusEvents(partial).length === 2, 15_000);
