@@ -291,15 +291,7 @@ impl Engine {
             return Ok(());
         }
         let glob = crate::pattern::is_glob(&sub.pattern);
-        self.budget_allows_subscription(glob)?;
-        let max = self.config.limits.max_subscriptions_per_connection;
-        let count = self.connections.get(&conn).map_or(0, |c| c.subscriptions);
-        if count >= max {
-            return Err(Refusal(
-                ErrorCode::TooManySubscriptions,
-                format!("at most {max} subscriptions per connection"),
-            ));
-        }
+        self.subscription_fits(conn, glob)?;
         let rm = self.realm_mut(&sub.realm)?;
         let groups = match &sub.event {
             None => &mut rm.object_subs,

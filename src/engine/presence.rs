@@ -288,22 +288,25 @@ impl Engine {
         Ok(())
     }
 
+    /// Refuses one more subscription (a room's or a realm's, with a glob
+    /// pattern or not) past `maxSubscriptionsPerConnection` or the budget.
+    pub(super) fn subscription_fits(&self, conn: ConnectionId, glob: bool) -> OpResult {
+        let max = self.config.limits.max_subscriptions_per_connection;
+        if self.connections.get(&conn).map_or(0, |c| c.subscriptions) >= max {
+            let message = format!("at most {max} subscriptions per connection");
+            return Err(Refusal(ErrorCode::TooManySubscriptions, message));
+        }
+        self.budget_allows_subscription(glob)
+    }
+
     /// Checks the room is joined and, for a new subscription, the limit;
     /// then counts it.
     pub(super) fn count_subscription(&mut self, conn: ConnectionId, room: &str, already: bool) -> OpResult {
-        let max = self.config.limits.max_subscriptions_per_connection;
         self.joined(conn, room)?;
         if already {
             return Ok(());
         }
-        let c = self.conn(conn)?;
-        if c.subscriptions >= max {
-            return Err(Refusal(
-                ErrorCode::TooManySubscriptions,
-                format!("at most {max} subscriptions per connection"),
-            ));
-        }
-        self.budget_allows_subscription(false)?;
+        self.subscription_fits(conn, false)?;
         let c = self.conn(conn)?;
         c.subscriptions += 1;
         if let Some(j) = c.rooms.get_mut(room) {
