@@ -61,17 +61,18 @@ fn criterion() -> Criterion {
 /// timed loops send one frame thousands of times), and the wildcard limit
 /// as given.
 fn config(max_pattern_wildcards: usize) -> Config {
-    let mut c = Config::default();
-    c.limits = Limits {
-        rate: RateLimit { burst: u32::MAX, per_second: u32::MAX },
-        violations: RateLimit { burst: u32::MAX, per_second: u32::MAX },
-        max_pattern_wildcards,
-        // Time, not memory, is measured here: 500 glob subscriptions are
-        // past the default budget (256 KiB each).
-        max_stored_bytes: usize::MAX,
-        ..Limits::default()
-    };
-    c
+    Config {
+        limits: Limits {
+            rate: RateLimit { burst: u32::MAX, per_second: u32::MAX },
+            violations: RateLimit { burst: u32::MAX, per_second: u32::MAX },
+            max_pattern_wildcards,
+            // Time, not memory, is measured here: 500 glob subscriptions are
+            // past the default budget (256 KiB each).
+            max_stored_bytes: usize::MAX,
+            ..Limits::default()
+        },
+        ..Config::default()
+    }
 }
 
 /// `n` pseudo-random strings of `len` bytes over `a`/`b`.

@@ -191,7 +191,7 @@ fn no_ghosts_counts_and_members_agree() {
     let mut h = Host::default();
     for id in 1..=6 {
         // Two devices per clientId.
-        h.open_as(id, &format!("user{}", (id + 1) / 2));
+        h.open_as(id, &format!("user{}", id.div_ceil(2)));
         h.join(id, "r");
         h.enter(id, "r", json!({"d": id}));
     }

@@ -1501,7 +1501,7 @@ fn step_resolved(h: &mut Harness, m: &mut Model, op: &Op) -> Result<(), TestCase
     // Drop pictures whose subscription is gone (unsubscribed, left, closed,
     // or replaced by a filtered one), or whose connection is lost (it gets
     // nothing more; a resume brings the new connection a replay or resync).
-    h.recon.retain(|(c, room), rec| picture_kept(&m, *c, room, rec));
+    h.recon.retain(|(c, room), rec| picture_kept(m, *c, room, rec));
     for ((c, room), rec) in &h.recon {
         match rec {
             Recon::Connection(members) => {
@@ -1645,7 +1645,14 @@ fn check_shadow(
                         prop_assert_eq!(&e["room"], &json!(room), "a batch holds its room's events");
                         let seq = e["seq"].as_u64().unwrap();
                         let last = s.seqs.insert((*c, room.clone()), seq);
-                        prop_assert!(last.is_none_or(|l| seq > l), "seq {} after {:?} to {} in {}", seq, last, c, room);
+                        prop_assert!(
+                            last.map_or(true, |l| seq > l),
+                            "seq {} after {:?} to {} in {}",
+                            seq,
+                            last,
+                            c,
+                            room
+                        );
                         if let Some(rec) = s.recon.get_mut(&(*c, room.clone())) {
                             apply_event(rec, e)?;
                         }

@@ -355,6 +355,8 @@ impl Engine {
         }
     }
 
+    // The request's fields, as the dispatcher took them apart.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn realm_publish(
         &mut self,
         conn: ConnectionId,
