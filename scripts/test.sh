@@ -56,11 +56,11 @@ fuzz_ready() {
   cargo +nightly --version >/dev/null 2>&1 || { echo "skipped: no nightly toolchain (cargo +nightly)"; return 1; }
   cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked --quiet 2>/dev/null ||
     cargo install cargo-fuzz --quiet || { echo "skipped: cargo-fuzz did not install"; return 1; }
-  (cd fuzz && cargo +nightly fuzz build engine >"$logs/fuzz-build.log" 2>&1) ||
-    { tail -n 20 "$logs/fuzz-build.log"; echo "skipped: the fuzz target did not build here"; return 1; }
+  (cd fuzz && cargo +nightly fuzz build engine && cargo +nightly fuzz build cluster) >"$logs/fuzz-build.log" 2>&1 ||
+    { tail -n 20 "$logs/fuzz-build.log"; echo "skipped: the fuzz targets did not build here"; return 1; }
 }
 if fuzz_ready; then
-  ROLLCALL_FUZZ_SECONDS=${ROLLCALL_FUZZ_SECONDS:-20} bash scripts/fuzz-smoke.sh 2>&1 | tail -n 15
+  ROLLCALL_FUZZ_SECONDS=${ROLLCALL_FUZZ_SECONDS:-20} bash scripts/fuzz-smoke.sh 2>&1 | tail -n 30
 fi
 
 section "summary"
