@@ -420,6 +420,12 @@ fn texts_that_are_not_the_stores_change_nothing_and_a_single_node_refuses_the_ca
     assert!(e.cluster_objects_apply(r#"{"n":"x","v":1,"p":{"fleet":"van/*"}}"#, now).is_err());
     assert!(e.cluster_realm_snapshot("fleet", r#"{"e":1,"s":1,"o":[[1,2]]}"#, now).is_err());
     assert!(e.cluster_providers_snapshot(r#"{"at":1}"#, now).is_err());
+    // A snapshot with one claim that does not compile changes nothing, not even the others.
+    let half = r#"{"at":5,"p":[{"n":"x","v":5,"p":{"fleet":["**"]}},{"n":"y","v":5,"p":{"fleet":[""]}}]}"#;
+    assert!(e.cluster_providers_snapshot(half, now).is_err());
+    // The largest seq the store could send is taken as it is, never overflowing.
+    e.cluster_realm_snapshot("fleet", r#"{"e":9,"s":18446744073709551615,"o":[["a",null]]}"#, now).unwrap();
+    e.cluster_objects_apply(r#"{"r":"fleet","e":9,"s":18446744073709551615,"op":"delete","id":"a"}"#, now).unwrap();
     s.h(0).pump();
     assert!(s.h(0).take(1).is_empty());
     assert_eq!(s.objects(0, "fleet").len(), 1);

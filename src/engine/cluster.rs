@@ -353,7 +353,7 @@ impl Engine {
         }
         match sync.epoch {
             Some(e) if e == change.e && change.s <= rm.log.seq => Ok(()),
-            Some(e) if e == change.e && change.s == rm.log.seq + 1 => {
+            Some(e) if e == change.e && change.s == rm.log.seq.saturating_add(1) => {
                 self.apply_change(room, change, now);
                 self.apply_held(room, now);
                 Ok(())
@@ -399,6 +399,9 @@ impl Engine {
         rm.clients.clear();
         let mut remote_grace = Vec::new();
         for w in snap.m {
+            if rm.sync.keys.contains_key(&w.id) {
+                continue; // listed twice: the store never does, a host might
+            }
             let key = match (old_keys.get(&w.id), rm.sync.local_ids.get(&w.id)) {
                 (_, Some(local)) if w.n == node => *local,
                 (Some(key), _) => *key,
@@ -442,7 +445,7 @@ impl Engine {
     fn apply_held(&mut self, room: &str, now: Millis) {
         loop {
             let Some(rm) = self.rooms.get_mut(room) else { return };
-            let next = rm.log.seq + 1;
+            let next = rm.log.seq.saturating_add(1);
             rm.sync.held.retain(|s, _| *s >= next);
             let Some(first) = rm.sync.held.keys().next().copied() else { return };
             if first != next {

@@ -283,7 +283,7 @@ impl Engine {
         let sync = self.objects_sync.realms.entry(realm.clone()).or_default();
         let next = match sync.epoch {
             Some(e) if e == change.e && change.s <= sync.seq => return,
-            Some(e) => e == change.e && change.s == sync.seq + 1,
+            Some(e) => e == change.e && change.s == sync.seq.saturating_add(1),
             // A realm first heard of by its first change: nothing came before.
             None => change.s == 1,
         };
@@ -309,7 +309,7 @@ impl Engine {
     fn apply_held_objects(&mut self, realm: &str, now: Millis) {
         loop {
             let Some(sync) = self.objects_sync.realms.get_mut(realm) else { return };
-            let next = sync.seq + 1;
+            let next = sync.seq.saturating_add(1);
             sync.held.retain(|s, _| *s >= next);
             let Some(first) = sync.held.keys().next().copied() else { return };
             if first != next {
@@ -409,52 +409,70 @@ impl Engine {
     }
 
     fn apply_providers(&mut self, p: NodeProviders, now: Millis) -> Result<(), Error> {
-        if self.cluster_node() == Some(p.n.as_str()) {
-            return Ok(());
+        let provides = self.compile_node_providers(&p)?;
+        self.set_remote_providers(p.n, p.v, provides, now);
+        Ok(())
+    }
+
+    /// A node's claim, compiled (`None`: it provides nothing, or is gone).
+    fn compile_node_providers(&mut self, p: &NodeProviders) -> Result<Option<Arc<Provides>>, Error> {
+        match &p.p {
+            Some(claim) if !claim.is_empty() => {
+                let compiled = permissions::compile_provides(claim, &mut self.provides_cache, &mut self.patterns);
+                compiled.map(Some).map_err(|e| bad("providers", e))
+            }
+            _ => Ok(None),
         }
-        if self.objects_sync.remote.get(&p.n).is_some_and(|known| known.version >= p.v) {
-            return Ok(());
+    }
+
+    /// Another node's provider set, if newer than the one known.
+    fn set_remote_providers(&mut self, node: String, version: u64, provides: Option<Arc<Provides>>, now: Millis) {
+        if self.cluster_node() == Some(node.as_str()) {
+            return;
         }
-        let provides = match &p.p {
-            Some(claim) if !claim.is_empty() => Some(
-                permissions::compile_provides(claim, &mut self.provides_cache, &mut self.patterns)
-                    .map_err(|e| bad("providers", e))?,
-            ),
-            _ => None,
-        };
+        if self.objects_sync.remote.get(&node).is_some_and(|known| known.version >= version) {
+            return;
+        }
         let next_key = &mut self.remote_keys;
-        let entry = self.objects_sync.remote.entry(p.n).or_insert_with(|| RemoteProviders {
+        let entry = self.objects_sync.remote.entry(node).or_insert_with(|| RemoteProviders {
             key: remote_key(next_key),
             version: 0,
             provides: None,
         });
-        entry.version = p.v;
+        entry.version = version;
         let key = entry.key;
         let old = std::mem::replace(&mut entry.provides, provides.clone());
         self.replace_provider(key, old.as_deref(), provides.as_deref(), now);
-        Ok(())
     }
 
     /// Every node's provider set as the store holds it (wire format in the
     /// module docs): each replaces what this node knew of that node if it
     /// is newer; a node missing from it is gone. `Err` only for text that
-    /// is not a providers snapshot (nothing changed).
+    /// is not a providers snapshot, or holds a claim that does not compile
+    /// (nothing changed).
     pub fn cluster_providers_snapshot(&mut self, snapshot: &str, now: Millis) -> Result<(), Error> {
         self.require_cluster("cluster_providers_snapshot")?;
         let snap: ProvidersSnapshot = serde_json::from_str(snapshot).map_err(|e| bad("providers snapshot", e))?;
-        let listed: BTreeSet<String> = snap.p.iter().map(|p| p.n.clone()).collect();
+        // Every claim compiles before anything changes.
+        let mut listed = Vec::with_capacity(snap.p.len());
+        for p in &snap.p {
+            listed.push(self.compile_node_providers(p)?);
+        }
+        let names: BTreeSet<&str> = snap.p.iter().map(|p| p.n.as_str()).collect();
         let gone: Vec<String> = self
             .objects_sync
             .remote
             .iter()
-            .filter(|(node, known)| !listed.contains(*node) && known.version < snap.at && known.provides.is_some())
+            .filter(|(node, known)| {
+                !names.contains(node.as_str()) && known.version < snap.at && known.provides.is_some()
+            })
             .map(|(node, _)| node.clone())
             .collect();
         for n in gone {
-            self.apply_providers(NodeProviders { n, v: snap.at, p: None }, now)?;
+            self.set_remote_providers(n, snap.at, None, now);
         }
-        for p in snap.p {
-            self.apply_providers(p, now)?;
+        for (p, provides) in snap.p.into_iter().zip(listed) {
+            self.set_remote_providers(p.n, p.v, provides, now);
         }
         Ok(())
     }

@@ -177,6 +177,9 @@ impl Engine {
         let Some(grants) = c.grants().cloned() else { return Ok(()) };
         let id: Arc<str> = h.id.into();
         for room in h.rooms {
+            if self.connections.get(&conn).is_some_and(|c| c.rooms.contains_key(&room.r)) {
+                continue; // listed twice: the engine never writes that, a host might
+            }
             let actions = grants.actions_for(&room.r);
             if !actions.allows(RoomAction::Subscribe) {
                 continue;

@@ -33,7 +33,7 @@ pub(crate) struct RoomLog {
 impl RoomLog {
     /// The seq for the next event.
     pub(crate) fn next(&mut self) -> u64 {
-        self.seq += 1;
+        self.seq = self.seq.saturating_add(1);
         self.seq
     }
 
