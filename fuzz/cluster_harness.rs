@@ -983,9 +983,9 @@ impl Harness {
                     2 => self.now.saturating_add(u64::from(inp.byte()) * 100),
                     _ => self.now.saturating_add(LEAVE_GRACE_MS),
                 };
-                for i in 0..self.nodes.len() {
+                for (i, name) in NODES.iter().enumerate().take(self.nodes.len()) {
                     if self.trace {
-                        eprintln!("  {} tick {}", NODES[i], self.now);
+                        eprintln!("  {name} tick {}", self.now);
                     }
                     self.nodes[i].engine.handle_timeout(self.now);
                     self.drain(i, &"tick");
