@@ -221,3 +221,23 @@ fn claim_globs_are_charged_once_per_distinct_glob_and_given_back() {
     let restored = rollcall::Engine::restore(config, &h.engine.snapshot()).unwrap();
     assert_eq!(restored.stored_bytes(), h.engine.stored_bytes());
 }
+
+#[test]
+fn a_refreshed_token_is_charged_against_what_its_old_one_gives_back() {
+    // A connection whose token names a claim glob nobody else holds (256 KiB)
+    // in a budget that holds little more: a refresh to a token with another
+    // glob fits, since the old one is given back in the same step.
+    use common::tokens::{hs256, hs256_config, T0_SECS};
+    let limits = Limits { max_stored_bytes: 300 << 10, ..Limits::default() };
+    let mut h = Host::new(Config { limits, ..hs256_config() });
+    let token = |glob: &str| hs256(&json!({"sub": "a", "exp": T0_SECS + 600, "rooms": {glob: ["subscribe"]}}));
+    h.open(1, Credentials::Token(token("team-?/lobby")));
+    assert_eq!(h.take_type(1, "welcome").len(), 1);
+    let before = h.engine.stored_bytes();
+    assert!(before > 256 << 10, "one claim glob is charged: {before}");
+    h.ok(1, json!({"op": "auth", "token": token("crew-?/lobby")}));
+    assert_eq!(h.engine.stored_bytes(), before, "one glob given back, one taken");
+    // A second connection with a third glob does not fit beside it.
+    h.open(2, Credentials::Token(token("band-?/lobby")));
+    assert_eq!(h.closed_with(2), Some(4013));
+}

@@ -139,6 +139,18 @@ impl Engine {
             .saturating_mul(GLOB_BYTES)
     }
 
+    /// What `conn` swapping its identity for `new` gives back: its claim
+    /// globs no other live connection holds and `new` does not hold.
+    pub(super) fn released_claim_globs_bytes(&self, conn: super::ConnectionId, new: &Identity) -> usize {
+        let Some(old) = self.connections.get(&conn).and_then(|c| c.identity.as_ref()) else { return 0 };
+        let kept = claim_globs(new);
+        claim_globs(old)
+            .into_iter()
+            .filter(|p| !kept.contains(p) && self.claim_globs.get(*p) == Some(&1))
+            .count()
+            .saturating_mul(GLOB_BYTES)
+    }
+
     /// Takes a reference to each of `identity`'s claim globs, charging the
     /// ones no live connection held.
     pub(super) fn hold_claims(&mut self, identity: &Identity) {

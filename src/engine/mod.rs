@@ -588,7 +588,9 @@ impl Engine {
         if identity.client_id.as_deref() != c.client_id.as_deref() {
             return Err(Refusal(ErrorCode::SubjectMismatch, "a refreshed token must have the same `sub`".into()));
         }
-        let old_claims = c.claims_bytes;
+        // What it holds now and gives back: its claims' bytes, and the claim
+        // globs only it held that the new token does not name.
+        let old_claims = c.claims_bytes + self.released_claim_globs_bytes(conn, &identity);
         self.budget_allows(budget::identity_bytes(&identity) + self.new_claim_globs_bytes(&identity), old_claims)?;
         let c = self.conn(conn)?;
         c.auth = AuthState::Ready { grants: Arc::clone(&grants) };
