@@ -60,6 +60,8 @@ export interface HostOptions {
   sweepIntervalMs?: number;
   /** Verify upgrade tokens with WebCrypto (JwtVerifier options) instead of in the engine. Default null. */
   jwt?: JwtVerifierOptions | null;
+  /** How long credentials() and the token's verification may take before the socket is closed with 4003 AUTH_TIMEOUT (reported as CREDENTIALS_FAILED), ms; 0: no limit. Default 10 000. */
+  credentialsTimeoutMs?: number;
 }
 
 export declare const DEFAULT_HOST_OPTIONS: Readonly<Required<HostOptions>>;

@@ -68,7 +68,16 @@ export const DEFAULT_HOST_OPTIONS = Object.freeze({
    * (give it the same keys). Default: null (the engine verifies).
    */
   jwt: null,
+  /**
+   * How long `credentials()` (and the token's verification with `jwt`,
+   * which may fetch a JWKS) may take; past it the socket is closed with
+   * 4003 `AUTH_TIMEOUT` and the failure reported (CREDENTIALS_FAILED), as
+   * rollcall/node does. 0: no limit.
+   */
+  credentialsTimeoutMs: 10_000,
 });
+
+const TIMED_OUT = Symbol('credentials timed out');
 
 /** Reads a token from `?token=` or an `Authorization: Bearer` header. */
 export function tokenFromRequest(request) {
@@ -218,21 +227,36 @@ export class RollcallDurableObject extends DurableObject {
     let credentials;
     let failure = null;
     let refused = null;
-    try {
-      credentials = await this.credentials(request);
-    } catch (err) {
-      failure = hostError('CREDENTIALS_FAILED', 'credentials() threw', err, id);
-    }
-    const verifier = this.#jwtVerifier();
-    const token = typeof credentials === 'string' ? credentials : credentials?.token;
-    if (!failure && verifier && typeof token === 'string') {
+    let timedOut = false;
+    const verify = async () => {
       try {
-        credentials = { identity: await verifier.verify(token, Date.now()) };
+        credentials = await this.credentials(request);
       } catch (err) {
-        if (err?.code === 'JWKS_FETCH_FAILED' || !(err?.code)) failure = hostError('CREDENTIALS_FAILED', 'token verification failed', err, id);
-        else refused = err.code;
+        failure = hostError('CREDENTIALS_FAILED', 'credentials() threw', err, id);
+        return;
       }
+      const verifier = this.#jwtVerifier();
+      const token = typeof credentials === 'string' ? credentials : credentials?.token;
+      if (verifier && typeof token === 'string') {
+        try {
+          credentials = { identity: await verifier.verify(token, Date.now()) };
+        } catch (err) {
+          if (err?.code === 'JWKS_FETCH_FAILED' || !(err?.code)) failure = hostError('CREDENTIALS_FAILED', 'token verification failed', err, id);
+          else refused = err.code;
+        }
+      }
+    };
+    const { credentialsTimeoutMs } = this.#hostOptions();
+    let timer;
+    const deadline = new Promise((resolve) => {
+      if (credentialsTimeoutMs > 0) timer = setTimeout(() => resolve(TIMED_OUT), credentialsTimeoutMs);
+    });
+    if ((await Promise.race([verify(), deadline])) === TIMED_OUT) {
+      timedOut = true;
+      const why = new Error(`did not settle within credentialsTimeoutMs (${credentialsTimeoutMs} ms)`);
+      failure = hostError('CREDENTIALS_FAILED', 'credentials', why, id);
     }
+    clearTimeout(timer);
     this.ctx.acceptWebSocket(server);
     server.serializeAttachment({ id });
     this.#sockets.set(id, server);
@@ -254,7 +278,8 @@ export class RollcallDurableObject extends DurableObject {
     }
     if (failure) {
       this.#report(failure);
-      await this.#refuse(id, CloseCodes.AUTH_FAILED, 'AUTH_FAILED');
+      if (timedOut) await this.#refuse(id, CloseCodes.AUTH_TIMEOUT, 'AUTH_TIMEOUT: credentials timed out');
+      else await this.#refuse(id, CloseCodes.AUTH_FAILED, 'AUTH_FAILED');
     } else {
       await this.#run(batch);
     }

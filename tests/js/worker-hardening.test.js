@@ -96,6 +96,22 @@ test('a throwing credentials() closes with 4001 and is handed to onError', { tim
   await served();
 });
 
+test('credentials() that never settles closes with 4003 after credentialsTimeoutMs and is reported', { timeout: 15_000 }, async () => {
+  const { errors: earlier, connectionIds: held } = await state();
+  const before = earlier.length;
+  const started = Date.now();
+  const hung = await connect({ hang: '1' });
+  const { code, reason } = await closeFrame(hung);
+  assert.equal(code, CloseCodes.AUTH_TIMEOUT);
+  assert.match(reason, /^AUTH_TIMEOUT/);
+  assert.ok(Date.now() - started >= 400, 'not before the time-out');
+  const { errors, connectionIds } = await state();
+  assert.equal(errors.length, before + 1);
+  assert.match(errors.at(-1), /^CREDENTIALS_FAILED: credentials: did not settle within credentialsTimeoutMs \(500 ms\)/);
+  assert.deepEqual(connectionIds, held, 'the engine keeps nothing of it');
+  await served();
+});
+
 test('a far-future exp at open and in an auth frame closes only that socket', { timeout: 15_000 }, async () => {
   const far = mintToken(SECRET, { sub: 'far', exp: Number.MAX_SAFE_INTEGER });
   await refusedOrServed(await connect({ token: far }), [CloseCodes.AUTH_FAILED]);

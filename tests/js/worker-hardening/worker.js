@@ -5,6 +5,7 @@
 //
 //   ?identity=<json>        opens with that host identity
 //   ?throw=1                credentials() throws
+//   ?hang=1                 credentials() never settles (the object's credentialsTimeoutMs is 500)
 //   ?eventThrows=1          onEvent throws for every event from now on
 //   GET /__errors?room=R    what onError was given (messages), and the engine's connection ids
 import { RollcallDurableObject } from '../../../js/worker.js';
@@ -18,9 +19,14 @@ export class Presence extends RollcallDurableObject {
     return { auth: { keys: [{ algorithm: 'HS256', secret: env.JWT_SECRET }] }, leaveGraceMs: 0 };
   }
 
+  hostOptions() {
+    return { credentialsTimeoutMs: 500 };
+  }
+
   credentials(request) {
     const url = new URL(request.url);
     if (url.searchParams.get('throw')) throw new Error('credentials exploded');
+    if (url.searchParams.get('hang')) return new Promise(() => {});
     if (url.searchParams.get('eventThrows')) this.eventThrows = true;
     const identity = url.searchParams.get('identity');
     if (identity) return { identity: JSON.parse(identity) };
