@@ -193,7 +193,8 @@ export class RedisCluster extends EventEmitter {
     });
     await this.#setProviders(this.#node, this.#engine.clusterLocalProviders());
     await this.#readProviders();
-    for (const realm of await this.#run(lua.REALMS, [this.#realms()], [])) this.#realmResync(realm);
+    // Every realm's objects are here before joinCluster resolves.
+    await Promise.all((await this.#run(lua.REALMS, [this.#realms()], [])).map((realm) => this.#realmResync(realm)));
     await this.#beat();
     for (const room of this.#engine.roomNames) this.#watch(room);
     this.#timer = setInterval(() => this.#tick(), this.#options.heartbeatMs);
@@ -314,7 +315,7 @@ export class RedisCluster extends EventEmitter {
   }
 
   #realmResync(realm) {
-    this.#chain(`realm:${realm}`, () => this.#realmSnapshot(realm), `reading realm ${realm}`);
+    return this.#chain(`realm:${realm}`, () => this.#realmSnapshot(realm), `reading realm ${realm}`);
   }
 
   async #realmSnapshot(realm) {

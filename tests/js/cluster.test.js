@@ -507,6 +507,27 @@ test('SIGKILL of a node: exactly one leave per lost member everywhere, within th
   for (const n of nodes.slice(0, 2)) assert.deepEqual((await n.view(room)).members.map((m) => m.clientId), ['sam']);
 });
 
+test('a node that joins the cluster holds every realm\'s objects once it has joined', async () => {
+  const realm = 'joiners';
+  const per = { per: { [realm]: { '**': 'CRUD' } } };
+  const writer = await raw(nodes[0], 'joiners-writer', per);
+  for (const id of ['a', 'b']) await writer.request({ op: 'object.create', realm, id, data: { id } });
+  await until(async () => (await writer.request({ op: 'object.list', realm })).objects.length === 2, 15_000);
+  // Its Redis is 100 ms away each way: reading the realms takes a while.
+  const proxy = await startProxy(redis.port);
+  proxy.delay(100);
+  const fresh = await startNode('fresh', `redis://127.0.0.1:${proxy.port}`, { ...NODE_OPTIONS, heartbeatMs: 5000 });
+  try {
+    // No wait: startNode resolves once joinCluster has.
+    const reader = await raw(fresh, 'joiners-reader', per);
+    const list = await reader.request({ op: 'object.list', realm });
+    assert.deepEqual(list.objects.map((o) => [o.id, o.data]), [['a', { id: 'a' }], ['b', { id: 'b' }]]);
+  } finally {
+    await fresh.kill();
+    await proxy.close();
+  }
+});
+
 test('a node restarted under the same name removes its previous life\'s members at once', async () => {
   const room = 'reborn';
   const w = await watch(nodes[0], room);
