@@ -56,6 +56,17 @@
 
 #![allow(dead_code)]
 
+// Shared by both harnesses; tests/fuzz_corpus.rs loads each harness, so
+// these files are loaded twice there, once per harness.
+#[allow(clippy::duplicate_mod)]
+#[path = "claims.rs"]
+mod claims;
+#[allow(clippy::duplicate_mod)]
+#[path = "input.rs"]
+mod input;
+
+use claims::{claim_provides, dpv_claim, per_claim};
+use input::{js, Input};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Debug;
 
@@ -84,57 +95,6 @@ const ADOPT_SLACK: usize = 16 * 1024;
 
 // ---- the input --------------------------------------------------------------
 
-struct Input<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Input<'a> {
-    fn is_empty(&self) -> bool {
-        self.pos >= self.data.len()
-    }
-
-    /// The next byte; zeros once the input runs out.
-    fn byte(&mut self) -> u8 {
-        let b = self.data.get(self.pos).copied().unwrap_or(0);
-        self.pos += 1;
-        b
-    }
-
-    fn choose(&mut self, n: usize) -> usize {
-        self.byte() as usize % n
-    }
-
-    fn bytes(&mut self, n: usize) -> &'a [u8] {
-        let start = self.pos.min(self.data.len());
-        let end = (start + n).min(self.data.len());
-        self.pos = start + n;
-        &self.data[start..end]
-    }
-
-    /// A short string made of input bytes (lossy UTF-8).
-    fn string(&mut self, max: usize) -> String {
-        let n = self.choose(max + 1);
-        String::from_utf8_lossy(self.bytes(n)).into_owned()
-    }
-}
-
-/// A JSON string literal.
-fn js(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 // ---- identities -------------------------------------------------------------
 
 struct Spec {
@@ -157,45 +117,10 @@ const SPECS: &[Spec] = &[
 fn identity(spec: &Spec) -> Identity {
     Identity {
         client_id: Some(spec.sub.to_string()),
-        per: spec.per.map(|per| {
-            let mut claim: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-            for (realm, pattern, letters) in per {
-                claim.entry(realm.to_string()).or_default().insert(pattern.to_string(), letters.to_string());
-            }
-            claim
-        }),
-        dpv: spec.dpv.map(|dpv| {
-            let mut claim: BTreeMap<String, Vec<String>> = BTreeMap::new();
-            for (realm, pattern) in dpv {
-                claim.entry(realm.to_string()).or_default().push(pattern.to_string());
-            }
-            claim
-        }),
+        per: spec.per.map(per_claim),
+        dpv: spec.dpv.map(dpv_claim),
         ..Identity::default()
     }
-}
-
-/// Whether `pattern` (`**`, `*`, `<literal>/*` or a literal) matches `id`
-/// as the engine's globs do (`*` never crosses `/`).
-fn dpv_matches(pattern: &str, id: &str) -> bool {
-    if pattern == "**" {
-        return true;
-    }
-    if pattern == "*" {
-        return !id.contains('/');
-    }
-    if let Some(prefix) = pattern.strip_suffix('*') {
-        assert!(!prefix.contains(['*', '?']), "harness: unsupported dpv pattern {pattern:?}");
-        return id.strip_prefix(prefix).is_some_and(|rest| !rest.contains('/'));
-    }
-    assert!(!pattern.contains(['*', '?']), "harness: unsupported dpv pattern {pattern:?}");
-    pattern == id
-}
-
-fn claim_provides(dpv: &BTreeMap<String, Vec<String>>, realm: &str, id: &str) -> bool {
-    dpv.iter()
-        .filter(|(key, _)| key.as_str() == "*" || key.as_str() == realm)
-        .any(|(_, patterns)| patterns.iter().any(|p| dpv_matches(p, id)))
 }
 
 // ---- pools ------------------------------------------------------------------
@@ -1112,7 +1037,7 @@ impl Harness {
                 if self.trace {
                     eprintln!("  settle");
                 }
-                self.settle(&mut Input { data: &[], pos: 0 });
+                self.settle(&mut Input::new(&[]));
             }
         }
         self.check();
@@ -1371,7 +1296,7 @@ impl Harness {
     /// Every node reads a fresh snapshot of everything; where only the
     /// store's text was fed, it must then agree with the store.
     fn converge(&mut self) {
-        let mut quiet = Input { data: &[], pos: 0 };
+        let mut quiet = Input::new(&[]);
         self.settle(&mut quiet);
         for i in 0..self.nodes.len() {
             let rooms = self.nodes[i].engine.room_names();
@@ -1476,7 +1401,7 @@ impl Harness {
             self.nodes[i].engine.handle_timeout(self.now);
             self.drain(i, &"final tick");
         }
-        let mut quiet = Input { data: &[], pos: 0 };
+        let mut quiet = Input::new(&[]);
         self.settle(&mut quiet);
         self.check();
         for node in &mut self.nodes {
@@ -1589,11 +1514,11 @@ fn mutate(inp: &mut Input, text: &str) -> String {
 /// Runs one fuzz input. Panics (with `invariant: ...`) when an engine
 /// breaks one of the invariants in the module docs.
 pub fn run(data: &[u8]) {
-    let mut inp = Input { data, pos: 0 };
+    let mut inp = Input::new(data);
     let mut h = Harness::new();
     while !inp.is_empty() && h.steps < MAX_STEPS {
         if h.trace {
-            eprintln!("#{} at byte {}", h.steps + 1, inp.pos);
+            eprintln!("#{} at byte {}", h.steps + 1, inp.position());
         }
         h.step(&mut inp);
     }

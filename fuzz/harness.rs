@@ -19,6 +19,17 @@
 
 #![allow(dead_code)]
 
+// Shared by both harnesses; tests/fuzz_corpus.rs loads each harness, so
+// these files are loaded twice there, once per harness.
+#[allow(clippy::duplicate_mod)]
+#[path = "claims.rs"]
+mod claims;
+#[allow(clippy::duplicate_mod)]
+#[path = "input.rs"]
+mod input;
+
+use claims::{claim_provides, dpv_claim, per_claim};
+use input::{js, Input};
 use std::collections::{BTreeMap, BTreeSet};
 
 use rollcall::time::MAX_TIME;
@@ -48,41 +59,6 @@ const MAX_STORED_BYTES: usize = 2 * 256 * 1024 + 100_000;
 const MAX_OUTPUTS_PER_EVENT: usize = 10_000;
 
 // ---- the input --------------------------------------------------------------
-
-struct Input<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Input<'a> {
-    fn is_empty(&self) -> bool {
-        self.pos >= self.data.len()
-    }
-
-    /// The next byte; zeros once the input runs out.
-    fn byte(&mut self) -> u8 {
-        let b = self.data.get(self.pos).copied().unwrap_or(0);
-        self.pos += 1;
-        b
-    }
-
-    fn choose(&mut self, n: usize) -> usize {
-        self.byte() as usize % n
-    }
-
-    fn bytes(&mut self, n: usize) -> &'a [u8] {
-        let start = self.pos.min(self.data.len());
-        let end = (start + n).min(self.data.len());
-        self.pos = start + n;
-        &self.data[start..end]
-    }
-
-    /// A short string made of input bytes (lossy UTF-8).
-    fn string(&mut self, max: usize) -> String {
-        let n = self.choose(max + 1);
-        String::from_utf8_lossy(self.bytes(n)).into_owned()
-    }
-}
 
 // ---- identities -----------------------------------------------------------
 
@@ -168,45 +144,13 @@ fn identity(spec: &Spec, expires_at: Option<u64>) -> Identity {
         client_id: spec.sub.map(str::to_string),
         rooms: spec.rooms.map(|rooms| rooms.iter().map(|(p, a)| (p.to_string(), a.to_vec())).collect()),
         expires_at,
-        per: spec.per.map(|per| {
-            let mut claim: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-            for (realm, pattern, letters) in per {
-                claim.entry(realm.to_string()).or_default().insert(pattern.to_string(), letters.to_string());
-            }
-            claim
-        }),
-        dpv: spec.dpv.map(|dpv| {
-            let mut claim: BTreeMap<String, Vec<String>> = BTreeMap::new();
-            for (realm, pattern) in dpv {
-                claim.entry(realm.to_string()).or_default().push(pattern.to_string());
-            }
-            claim
-        }),
+        per: spec.per.map(per_claim),
+        dpv: spec.dpv.map(dpv_claim),
     }
-}
-
-/// Whether `pattern` (one of the forms used in [`SPECS`]) matches `id`, as
-/// the engine's globs do (`*` never crosses `/`).
-fn dpv_matches(pattern: &str, id: &str) -> bool {
-    if pattern == "**" {
-        return true;
-    }
-    if pattern == "*" {
-        return !id.contains('/');
-    }
-    if let Some(prefix) = pattern.strip_suffix('*') {
-        assert!(!prefix.contains(['*', '?']), "harness: unsupported dpv pattern {pattern:?}");
-        return id.strip_prefix(prefix).is_some_and(|rest| !rest.contains('/'));
-    }
-    assert!(!pattern.contains(['*', '?']), "harness: unsupported dpv pattern {pattern:?}");
-    pattern == id
 }
 
 fn provides(identity: &Identity, realm: &str, id: &str) -> bool {
-    let Some(dpv) = &identity.dpv else { return false };
-    dpv.iter()
-        .filter(|(key, _)| key.as_str() == "*" || key.as_str() == realm)
-        .any(|(_, patterns)| patterns.iter().any(|p| dpv_matches(p, id)))
+    identity.dpv.as_ref().is_some_and(|dpv| claim_provides(dpv, realm, id))
 }
 
 // ---- HS256 tokens -----------------------------------------------------------
@@ -291,22 +235,6 @@ fn b64url(bytes: &[u8]) -> String {
             out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
         }
     }
-    out
-}
-
-/// A JSON string literal.
-fn js(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
     out
 }
 
@@ -1260,7 +1188,7 @@ impl Harness {
 /// Runs one fuzz input. Panics (with `invariant: ...`) when the engine
 /// breaks one of the invariants in the module docs.
 pub fn run(data: &[u8]) {
-    let mut inp = Input { data, pos: 0 };
+    let mut inp = Input::new(data);
     let mut h = Harness::new();
     while !inp.is_empty() && h.events < MAX_EVENTS {
         h.step(&mut inp);
@@ -1275,10 +1203,10 @@ pub fn self_check() {
     let hex: String = sha256(b"abc").iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     let mut engine = Engine::new(config()).expect("harness config is valid");
-    let (valid, _) = token(&mut Input { data: &[1, 0, 2], pos: 0 }, T0);
+    let (valid, _) = token(&mut Input::new(&[1, 0, 2]), T0);
     engine.handle_open(ConnectionId(1), Credentials::Token(valid), T0).expect("open");
     assert_eq!(engine.identity(ConnectionId(1)).and_then(|i| i.client_id.as_deref()), Some("bob"));
-    let (expired, _) = token(&mut Input { data: &[1, 4, 0], pos: 0 }, T0);
+    let (expired, _) = token(&mut Input::new(&[1, 4, 0]), T0);
     engine.handle_open(ConnectionId(2), Credentials::Token(expired), T0).expect("open");
     assert_eq!(engine.connection_count(), 1, "an expired token must be refused");
 }
