@@ -8,21 +8,10 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{EventCursor, Host, T0};
-use rollcall::config::ClusterConfig;
+use common::{node_config, EventCursor, Host, T0};
 use rollcall::engine::is_remote;
-use rollcall::{Config, ConnectionId, Credentials, Engine, Error, HostEvent, Identity};
+use rollcall::{ConnectionId, Credentials, Engine, Error, HostEvent, Identity};
 use serde_json::{json, Value};
-
-fn node_config(node: &str) -> Config {
-    let resume_secret = Some(format!("resume-secret-{node}"));
-    Config {
-        cluster: Some(ClusterConfig { node: node.into() }),
-        resume_secret,
-        idle_timeout_ms: 0,
-        ..Config::default()
-    }
-}
 
 /// What rollcall/redis keeps per room: epoch, seq, members by id.
 #[derive(Default)]
@@ -151,6 +140,13 @@ impl Cluster {
         &mut self.hosts[i]
     }
 
+    /// Connection `conn` on host `i`: "watcher", in `room`, subscribed to its presence.
+    fn watcher(&mut self, i: usize, conn: u64, room: &str) {
+        self.h(i).open_as(conn, "watcher");
+        self.h(i).join(conn, room);
+        self.h(i).ok(conn, json!({"op": "presence.subscribe", "room": room}));
+    }
+
     /// Member ids of `room` as engine `i` sees them, sorted.
     fn ids(&self, i: usize, room: &str) -> Vec<String> {
         let mut ids: Vec<String> = self.hosts[i].engine.members(room).into_iter().map(|m| m.id).collect();
@@ -256,9 +252,7 @@ fn a_change_is_visible_once_ordered_even_on_its_own_node() {
 #[test]
 fn a_gap_asks_for_a_snapshot_and_subscribers_get_one_resync() {
     let mut c = Cluster::new(&["a", "b"]);
-    c.h(1).open_as(1, "watcher");
-    c.h(1).join(1, "r");
-    c.h(1).ok(1, json!({"op": "presence.subscribe", "room": "r"}));
+    c.watcher(1, 1, "r");
     c.h(0).open_as(1, "alice");
     c.h(0).join(1, "r");
     c.settle();
@@ -282,9 +276,7 @@ fn a_gap_asks_for_a_snapshot_and_subscribers_get_one_resync() {
 #[test]
 fn a_store_that_lost_its_state_heals_by_reassert_without_a_storm() {
     let mut c = Cluster::new(&["a", "b"]);
-    c.h(1).open_as(1, "watcher");
-    c.h(1).join(1, "r");
-    c.h(1).ok(1, json!({"op": "presence.subscribe", "room": "r"}));
+    c.watcher(1, 1, "r");
     c.h(0).open_as(1, "alice");
     c.h(0).join(1, "r");
     c.h(0).enter(1, "r", json!("hi"));
@@ -367,9 +359,7 @@ fn cluster_options_are_checked_and_ids_reserved() {
 fn a_client_resumes_on_another_node_with_no_event_at_observers() {
     let mut c = Cluster::new(&["a", "b"]);
     for i in 0..2 {
-        c.h(i).open_as(1, "watcher");
-        c.h(i).join(1, "r");
-        c.h(i).ok(1, json!({"op": "presence.subscribe", "room": "r"}));
+        c.watcher(i, 1, "r");
     }
     let token = c.h(0).open_for_token(2, "alice");
     c.h(0).join(2, "r");
@@ -493,9 +483,7 @@ fn a_client_resumed_on_another_node_keeps_its_realm_subscriptions() {
 #[test]
 fn the_grace_mark_reaches_every_node_and_goes_with_a_resume_on_the_same_node_or_the_grace_end() {
     let mut c = Cluster::new(&["a", "b"]);
-    c.h(1).open_as(1, "watcher");
-    c.h(1).join(1, "r");
-    c.h(1).ok(1, json!({"op": "presence.subscribe", "room": "r"}));
+    c.watcher(1, 1, "r");
     let token = c.h(0).open_for_token(2, "alice");
     c.h(0).join(2, "r");
     c.h(0).enter(2, "r", json!(null));

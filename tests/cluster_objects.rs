@@ -9,14 +9,9 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{ident, EventCursor, Host};
-use rollcall::config::ClusterConfig;
-use rollcall::{Config, ConnectionStatus, Engine, Error, HostEvent};
+use common::{ident, node_config, EventCursor, Host};
+use rollcall::{ConnectionStatus, Engine, Error, HostEvent};
 use serde_json::{json, Value};
-
-fn node_config(node: &str) -> Config {
-    Config { cluster: Some(ClusterConfig { node: node.into() }), idle_timeout_ms: 0, ..Config::default() }
-}
 
 #[derive(Default)]
 struct StoredRealm {

@@ -188,6 +188,17 @@ impl Host {
     }
 }
 
+/// One node of a cluster (cluster tests): its name, a resume secret of its
+/// own, no idle checks (the tests' clocks jump).
+pub fn node_config(node: &str) -> Config {
+    Config {
+        cluster: Some(rollcall::config::ClusterConfig { node: node.into() }),
+        resume_secret: Some(format!("resume-secret-{node}")),
+        idle_timeout_ms: 0,
+        ..Config::default()
+    }
+}
+
 /// How far a test's model store has read each host's events (cluster tests).
 pub struct EventCursor {
     seen: Vec<usize>,
