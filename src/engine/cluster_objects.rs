@@ -63,8 +63,6 @@ pub(crate) struct ObjectsSync {
     /// This node's own `dpv` patterns: realm key -> pattern -> live
     /// connections that hold it.
     local: BTreeMap<String, BTreeMap<String, usize>>,
-    /// The provider set last said to the store.
-    said: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -185,32 +183,36 @@ impl Engine {
     }
 
     /// Counts a local connection's provider patterns in or out of this
-    /// node's set, and tells the store the set if it changed.
+    /// node's set, and tells the store the set if a pattern came or went
+    /// (most connections share patterns: then nothing is said).
     pub(super) fn count_local_provides(&mut self, old: Option<&Provides>, new: Option<&Provides>) {
         if self.config.cluster.is_none() {
             return;
         }
         let local = &mut self.objects_sync.local;
+        let mut changed = false;
+        // The new ones first: a pattern both hold never drops to zero.
+        for (key, pattern) in new.into_iter().flat_map(Provides::entries) {
+            let n = local.entry(key.to_string()).or_default().entry(pattern.as_str().to_string()).or_default();
+            changed |= *n == 0;
+            *n += 1;
+        }
         for (key, pattern) in old.into_iter().flat_map(Provides::entries) {
-            if let Some(patterns) = local.get_mut(key) {
-                if let Some(n) = patterns.get_mut(pattern.as_str()) {
-                    *n = n.saturating_sub(1);
-                    if *n == 0 {
-                        patterns.remove(pattern.as_str());
-                    }
-                }
-                if patterns.is_empty() {
-                    local.remove(key);
+            let Some(patterns) = local.get_mut(key) else { continue };
+            if let Some(n) = patterns.get_mut(pattern.as_str()) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    patterns.remove(pattern.as_str());
+                    changed = true;
                 }
             }
+            if patterns.is_empty() {
+                local.remove(key);
+            }
         }
-        for (key, pattern) in new.into_iter().flat_map(Provides::entries) {
-            *local.entry(key.to_string()).or_default().entry(pattern.as_str().to_string()).or_default() += 1;
-        }
-        let text = self.cluster_local_providers();
-        if self.objects_sync.said.as_deref() != Some(&text) {
-            self.objects_sync.said = Some(text.clone());
-            self.event(HostEvent::ClusterProviders { providers: text });
+        if changed {
+            let providers = self.cluster_local_providers();
+            self.event(HostEvent::ClusterProviders { providers });
         }
     }
 
