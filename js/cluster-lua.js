@@ -254,17 +254,21 @@ return out
 `;
 
 /**
- * A node re-asserts the objects it holds in one realm after Redis lost
- * its state: each is set if missing (a later write wins over it). A realm
- * Redis did not hold gets a new epoch and one "resync" change: every node
- * re-reads it (no storm of creates). KEYS: objects, meta, realms SET.
- * ARGV: channel, realm, id, data, id, data, ...
+ * A node re-asserts the objects it holds in one realm after a reconnect:
+ * only if Redis lost the realm (no meta, or an epoch other than the one the
+ * node last read) is each set if missing (a later write wins over it); a
+ * realm Redis still holds is the truth (an object another node deleted
+ * while this one was away stays deleted). A realm Redis did not hold gets a
+ * new epoch and one "resync" change: every node re-reads it (no storm of
+ * creates). KEYS: objects, meta, realms SET. ARGV: channel, realm, the
+ * epoch the node last read ('' if none), id, data, id, data, ...
  */
 export const REASSERT_OBJECTS = `${EPOCH}${REALM}
 local fresh = redis.call('EXISTS', KEYS[2]) == 0
 local e = epoch(KEYS[2])
-for i = 3, #ARGV, 2 do redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end
-if #ARGV >= 3 then redis.call('SADD', KEYS[3], ARGV[2]) end
+if not fresh and e == ARGV[3] then return 0 end
+for i = 4, #ARGV, 2 do redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if #ARGV >= 4 then redis.call('SADD', KEYS[3], ARGV[2]) end
 if fresh then
   realm_change(KEYS[2], ARGV[1], ARGV[2], e, '"op":"resync"')
   return 1

@@ -451,7 +451,8 @@ export class RedisCluster extends EventEmitter {
     await Promise.all([
       this.#track(this.#setProviders(this.#node, this.#engine.clusterLocalProviders()), 're-asserting providers'),
       ...realms.map((realm) => {
-        const args = [this.#objectsChannel(), realm, ...this.#engine.clusterRealmObjects(realm)];
+        const known = this.#engine.clusterRealmEpoch(realm) ?? '';
+        const args = [this.#objectsChannel(), realm, known, ...this.#engine.clusterRealmObjects(realm)];
         return this.#track(this.#run(lua.REASSERT_OBJECTS, this.#realmKeys(realm), args), `re-asserting realm ${realm}`);
       }),
     ]);

@@ -294,6 +294,11 @@ export class Engine {
     return this.#call((w) => w.clusterLocalProviders());
   }
 
+  /** Cluster mode: the store's epoch of `realm` as last applied here (null if none), to re-assert only a realm the store lost. */
+  clusterRealmEpoch(realm) {
+    return this.#call((w) => w.clusterRealmEpoch(realm)) ?? null;
+  }
+
   /** Cluster mode: the realms holding objects on this node (to re-assert them). */
   get clusterRealms() {
     return this.#call((w) => w.clusterRealms());

@@ -410,6 +410,8 @@ export declare class Engine {
   clusterProvidersSnapshot(snapshot: string, now?: number): Batch;
   /** Cluster mode: this node's provider set, as the text to store. */
   clusterLocalProviders(): string;
+  /** Cluster mode: the store's epoch of `realm` as last applied here, or null. */
+  clusterRealmEpoch(realm: string): number | null;
   /** Cluster mode: the realms holding objects on this node. */
   readonly clusterRealms: string[];
   /** Cluster mode: the objects of `realm` on this node, as pairs id, data text. */

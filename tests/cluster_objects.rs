@@ -219,6 +219,8 @@ fn objects_written_on_one_node_reach_readers_on_every_node_by_their_rights() {
     for i in 0..3 {
         assert_eq!(s.objects(i, "fleet"), want);
     }
+    assert_eq!(s.hosts[1].engine.cluster_realm_epoch("fleet"), Some(7000), "the store's epoch, for a re-assert");
+    assert_eq!(s.hosts[1].engine.cluster_realm_epoch("nowhere"), None);
     assert_eq!(s.h(1).err(1, json!({"op": "object.create", "realm": "fleet", "id": "van/1"})), "OBJECT_EXISTS");
     assert_eq!(s.h(1).err(1, json!({"op": "object.delete", "realm": "fleet", "id": "van/2"})), "OBJECT_NOT_FOUND");
     assert_eq!(s.h(0).err(1, json!({"op": "object.create", "realm": "fleet", "id": "x"})), "FORBIDDEN");

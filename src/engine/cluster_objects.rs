@@ -239,6 +239,12 @@ impl Engine {
             .collect()
     }
 
+    /// The store's epoch of `realm` as this node last applied it (to
+    /// re-assert only a realm the store lost), or `None`.
+    pub fn cluster_realm_epoch(&self, realm: &str) -> Option<u64> {
+        self.objects_sync.realms.get(realm).and_then(|s| s.epoch)
+    }
+
     /// Realms that hold objects here (to re-assert them), sorted.
     pub fn cluster_realms(&self) -> Vec<String> {
         let mut names: Vec<String> =

@@ -373,6 +373,12 @@ impl WasmEngine {
         self.engine.cluster_local_providers()
     }
 
+    /// Cluster mode: the store's epoch of `realm` as last applied here, or undefined.
+    #[wasm_bindgen(js_name = clusterRealmEpoch)]
+    pub fn cluster_realm_epoch(&self, realm: &str) -> Option<f64> {
+        self.engine.cluster_realm_epoch(realm).map(|e| e as f64)
+    }
+
     /// Cluster mode: realms holding objects here.
     #[wasm_bindgen(js_name = clusterRealms)]
     pub fn cluster_realms(&self) -> Vec<String> {
