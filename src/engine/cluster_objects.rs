@@ -351,7 +351,7 @@ impl Engine {
         let existing = self.realms.get_mut(realm).and_then(|rm| rm.objects.get_mut(id));
         let event = match existing {
             Some(object) => {
-                if data_text(object.data.as_deref()) == data_text(data.as_deref()) {
+                if object.data.as_deref().map(RawValue::get) == data.as_deref().map(RawValue::get) {
                     return;
                 }
                 let old_len = object.data.as_ref().map_or(0, |d| d.get().len());
